@@ -1,0 +1,87 @@
+//! Epoch-time benchmark: sparselab vs PyTorch eager on the report's SC-SDC MLP.
+//!
+//! `cargo bench --bench epoch` (env: SPARSELAB_BENCH_THREADS=2, SPARSELAB_BENCH_EPOCHS=1,
+//! SPARSELAB_BENCH_FRACTIONS=0.5). Fashion-MNIST 784 -> 4 x w -> 10, ReLU, no bias,
+//! batch 128, SGD momentum 0.9, lr 0.001. Dense twin width round(f * 788); the sparse
+//! twin is 4 x 788 with the dense twin's active count in every layer. The PyTorch
+//! script (benches/pytorch_reference.py) runs the same workloads in the same process
+//! tree with the same thread count; the table prints both and the ratio.
+use sparselab::data::{search_path, Dataset, DatasetConfig, Subset};
+use sparselab::model::{Densities, MlpConfig, Model};
+use sparselab::train::{train, DeviceSpec, OptimizerConfig, OptimizerKind, TrainConfig};
+use std::collections::HashMap;
+use std::process::Command;
+
+fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+/// Useful FLOPs of one training epoch: 2 per active MAC forward, 4 backward
+/// (input and weight gradients), 2 for the first layer's backward (no input gradient).
+fn useful_gflop(active: &[i64], n: usize) -> f64 {
+    let macs: f64 = active.iter().enumerate().map(|(i, &k)| k as f64 * if i == 0 { 4.0 } else { 6.0 }).sum();
+    macs * n as f64 / 1e9
+}
+
+fn main() -> anyhow::Result<()> {
+    let threads: usize = env("SPARSELAB_BENCH_THREADS", 2);
+    let epochs: usize = env("SPARSELAB_BENCH_EPOCHS", 1);
+    let fractions: Vec<f64> = std::env::var("SPARSELAB_BENCH_FRACTIONS").unwrap_or_else(|_| "0.5".into()).split(',').filter_map(|f| f.parse().ok()).collect();
+    let dir = search_path("fashion-mnist", None).into_iter().find(|d| d.join("t10k-labels-idx1-ubyte.gz").exists());
+    let Some(dir) = dir else {
+        anyhow::bail!("the benchmark needs the full Fashion-MNIST IDX files (apt-get install dataset-fashion-mnist)");
+    };
+    tch::set_num_threads(threads as i32);
+    let data = Dataset::load(&DatasetConfig::new("fashion-mnist").with_subset(Subset::Full))?;
+    let n = data.train.len();
+    println!("sparselab epoch benchmark: Fashion-MNIST {n} train, {threads} threads, {epochs} epoch(s), batch 128, SGD momentum 0.9\n");
+    let mut workloads = Vec::new();
+    for f in &fractions {
+        let w = (f * 788.0).round() as i64;
+        let dense = vec![784 * w, w * w, w * w, w * w, w * 10];
+        workloads.push((format!("dense w={w}"), w, Densities::Uniform(1.0), dense.clone()));
+        workloads.push((format!("sparse 788 (f={f})"), 788, Densities::Active(dense.clone()), dense));
+    }
+    // PyTorch first, same threads.
+    let python = std::fs::canonicalize(".libtorch").ok().map(|p| p.join("../../../../bin/python")).filter(|p| p.exists());
+    let mut torch_times: HashMap<String, f64> = HashMap::new();
+    if let Some(py) = python {
+        let mut cmd = Command::new(py);
+        cmd.arg("benches/pytorch_reference.py").arg("--data").arg(&dir).arg("--threads").arg(threads.to_string()).arg("--epochs").arg(epochs.to_string());
+        for (name, w, dens, active) in &workloads {
+            let act = if matches!(dens, Densities::Uniform(_)) { "dense".to_string() } else { active.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(",") };
+            cmd.arg("--workload").arg(format!("{name}:{w}:{act}"));
+        }
+        let out = cmd.output()?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                torch_times.insert(v["name"].as_str().unwrap_or("").to_string(), v["seconds_per_epoch"].as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        if !out.status.success() {
+            eprintln!("pytorch reference failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    } else {
+        eprintln!("no PyTorch found next to .libtorch: run .ci/setup; printing sparselab times only");
+    }
+    println!("{:<22} {:>12} {:>12} {:>7} {:>9} {:>10}", "workload", "sparselab s", "pytorch s", "ratio", "GFLOP", "GFLOP/s");
+    let mut ours = HashMap::new();
+    for (name, w, dens, active) in &workloads {
+        let cfg = MlpConfig { densities: dens.clone(), bias: false, ..MlpConfig::new(784, 10, 4, *w) };
+        let mut net = cfg.init(tch::Device::Cpu)?;
+        let tc = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.001, ..Default::default() }, epochs, device: DeviceSpec::Cpu, threads: Some(threads), ..Default::default() };
+        let run = train(&mut net, &data, &tc)?;
+        let s = run.seconds_per_epoch();
+        let t = torch_times.get(name).copied().unwrap_or(f64::NAN);
+        let gf = useful_gflop(active, n);
+        println!("{:<22} {:>12.2} {:>12.2} {:>7.2} {:>9.1} {:>10.1}", name, s, t, s / t, gf, gf / s);
+        ours.insert(name.clone(), s);
+        let _ = net.layers();
+    }
+    for f in &fractions {
+        let w = (f * 788.0).round() as i64;
+        let (d, s) = (ours[&format!("dense w={w}")], ours[&format!("sparse 788 (f={f})")]);
+        println!("\nsparse/dense epoch-time ratio at f={f}: sparselab {:.2}, pytorch {:.2}", s / d, torch_times.get(&format!("sparse 788 (f={f})")).unwrap_or(&f64::NAN) / torch_times.get(&format!("dense w={w}")).unwrap_or(&f64::NAN));
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `sparselab info` and `sparselab train`: the command-line front ends that need no script.
+use crate::data::{search_path, Dataset, DatasetConfig, Subset, DATASETS};
+use crate::error::Result;
+use crate::model::{layer_table, Densities, MlpConfig, Model};
+use crate::train::{train, DeviceSpec, GradFlowConfig, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+use std::fmt::Write;
+
+/// Versions, devices, threads and the data search path.
+pub fn info() -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "sparselab {}", crate::version());
+    let _ = writeln!(s, "libtorch  {} (tch 0.24.0)", libtorch_version());
+    let cuda = tch::Cuda::is_available();
+    let _ = writeln!(s, "CUDA      {}", if cuda { format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn()) } else if tch::utils::has_cuda() { "built with CUDA, no device visible".to_string() } else { "not built in".to_string() });
+    let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
+    let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
+    let _ = writeln!(s, "data      searched in order (bundled Fashion-MNIST subset is the fallback):");
+    for name in DATASETS.iter().filter(|n| **n != "synthetic") {
+        for d in search_path(name, None) {
+            let found = if d.is_dir() { "  [found]" } else { "" };
+            let _ = writeln!(s, "  {:<14} {}{found}", name, d.display());
+        }
+    }
+    s.pop();
+    s
+}
+
+/// The libtorch version string, read from the library at run time where possible.
+pub fn libtorch_version() -> String {
+    // The PyPI wheel records its version beside the library.
+    let from_file = std::env::var("LIBTORCH").ok().and_then(|p| std::fs::read_to_string(std::path::Path::new(&p).join("version.py")).ok());
+    if let Some(v) = from_file.and_then(|t| t.lines().find(|l| l.starts_with("__version__")).map(|l| l.split('\'').nth(1).unwrap_or("").to_string())) {
+        return v;
+    }
+    "2.11.0 (expected by tch 0.24.0)".to_string()
+}
+
+/// Arguments of `sparselab train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Dataset: fashion-mnist, mnist, cifar10, cifar100, synthetic.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// auto (full files if found, else bundled), full, or bundled.
+    #[arg(long, default_value = "auto")]
+    pub subset: String,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 4)]
+    pub depth: usize,
+    /// Hidden width.
+    #[arg(long, default_value_t = 394)]
+    pub width: i64,
+    /// Density of every weight layer, or comma-separated per layer (depth + 1 values).
+    #[arg(long, default_value = "1.0")]
+    pub density: String,
+    /// relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu.
+    #[arg(long, default_value = "relu")]
+    pub activation: String,
+    /// BatchNorm after each hidden layer.
+    #[arg(long)]
+    pub batch_norm: bool,
+    /// Residual connections around hidden layer pairs.
+    #[arg(long)]
+    pub skip: bool,
+    /// Biases on every layer.
+    #[arg(long)]
+    pub bias: bool,
+    /// sgd, momentum, adam, adamw, adagrad, rmsprop.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Momentum for sgd (eq. 2.16).
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Coupled L2 regularisation.
+    #[arg(long, default_value_t = 0.0)]
+    pub l2: f64,
+    /// Epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Seed for masks, init, data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// libtorch threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Random crop + flip augmentation.
+    #[arg(long)]
+    pub augment: bool,
+    /// Measure gradient flow at this many points (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub grad_flow: usize,
+    /// Save the trained model (weights and masks) here.
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
+}
+
+/// Runs `sparselab train` and returns its report.
+pub fn train_cmd(a: &TrainArgs) -> Result<String> {
+    let data = Dataset::load(&DatasetConfig::new(&a.dataset).with_subset(Subset::parse(&a.subset)?))?;
+    let densities = parse_densities(&a.density)?;
+    let cfg = MlpConfig { densities, activation: a.activation.clone(), batch_norm: a.batch_norm, skip: a.skip, bias: a.bias, seed: a.seed, ..MlpConfig::new(data.input_size(), data.classes as i64, a.depth, a.width) };
+    let mut net = cfg.init(tch::Device::Cpu)?;
+    let tc = TrainConfig {
+        optimizer: OptimizerConfig { kind: OptimizerKind::parse(&a.optimizer)?, lr: a.lr, momentum: a.momentum, l2: a.l2, ..Default::default() },
+        schedule: Schedule::Constant,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        augment: a.augment,
+        device: DeviceSpec::parse(&a.device)?,
+        threads: a.threads,
+        grad_flow: (a.grad_flow > 0).then(|| GradFlowConfig { points: a.grad_flow, ..Default::default() }),
+        progress: true,
+    };
+    let mut out = format!("{data}\n{}\n{}\n", net.describe(), layer_table(&net.layers()));
+    let run = train(&mut net, &data, &tc)?;
+    let _ = write!(out, "{}\n{}", run.history_table(), run.summary());
+    if let Some(p) = &a.save {
+        net.save(p)?;
+        let _ = write!(out, "\nsaved weights and masks to {}", p.display());
+    }
+    Ok(out)
+}
+
+fn parse_densities(s: &str) -> Result<Densities> {
+    let vals: std::result::Result<Vec<f64>, _> = s.split(',').map(|v| v.trim().parse::<f64>()).collect();
+    match vals {
+        Ok(v) if v.len() == 1 => Ok(Densities::Uniform(v[0])),
+        Ok(v) => Ok(Densities::PerLayer(v)),
+        Err(_) => Err(crate::Error::config("density", format!("{s:?} is not a number or a comma-separated list of numbers"))),
+    }
+}
+
+/// `sparselab repl`: the full script API with a persistent scope and line history
+/// (~/.sparselab_history). Unfinished input (open braces or strings) continues on
+/// the next line.
+pub fn repl() -> Result<()> {
+    use rustyline::error::ReadlineError;
+    let ctx = crate::script::Context::new("runs/repl", false);
+    let mut engine = crate::script::engine(ctx);
+    crate::script::add_module_resolvers(&mut engine, std::path::Path::new("."));
+    let mut scope = rhai::Scope::new();
+    let mut rl = rustyline::DefaultEditor::new().map_err(|e| crate::Error::config("repl", e.to_string()))?;
+    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".sparselab_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!("sparselab {} REPL: the script API (`sparselab doc`), Ctrl-D to quit", crate::version());
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { "sparselab> " } else { "       ... " };
+        match rl.readline(prompt) {
+            Ok(line) => {
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if crate::script::is_incomplete(&engine, &buffer) {
+                    continue;
+                }
+                let _ = rl.add_history_entry(buffer.trim_end());
+                crate::cancel::reset();
+                match engine.eval_with_scope::<rhai::Dynamic>(&mut scope, &buffer) {
+                    Ok(v) if !v.is_unit() => println!("{}", crate::script::display_value(&engine, &v)),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("error: {}", crate::script::format_error(std::path::Path::new("<repl>"), &buffer, &e)),
+                }
+                buffer.clear();
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(_) => break,
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}

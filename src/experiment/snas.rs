@@ -1,0 +1,187 @@
+//! SNAS (report chapter 4, Algorithm 1): search a density per weight layer with an
+//! ask-and-tell searcher, score candidates on a validation split with ASHA early
+//! stopping, under an optional budget; evaluate the best on the test set.
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::model::{CnnConfig, Densities, MlpConfig, Model};
+use crate::search::{pareto_front, project_to_budget_with_floor, Asha, AshaConfig, Decision, Observation, Searcher};
+use crate::train::{evaluate, train_with, Control, EpochRecord, RunResult, TrainConfig};
+
+/// The model family searched over.
+#[derive(Clone, Debug)]
+pub enum Space {
+    /// MLP with BatchNorm and skip connections ("sparse ResNet-like cells"); densities replaced per trial.
+    Mlp(MlpConfig),
+    /// ResNet-32 / WRN-28-10; densities replaced per trial.
+    Cnn(CnnConfig),
+}
+
+impl Space {
+    /// Weight counts per layer, in density-vector order.
+    pub fn layer_sizes(&self) -> Result<Vec<u64>> {
+        Ok(match self {
+            Space::Mlp(c) => c.shapes().iter().map(|[o, i]| (o * i) as u64).collect(),
+            Space::Cnn(c) => CnnConfig { densities: vec![1.0], ..c.clone() }.init(tch::Device::Cpu)?.layers().iter().map(|l| l.total as u64).collect(),
+        })
+    }
+
+    fn build(&self, densities: &[f64], seed: u64) -> Result<Box<dyn Model>> {
+        Ok(match self {
+            Space::Mlp(c) => Box::new(MlpConfig { densities: Densities::PerLayer(densities.to_vec()), seed, ..c.clone() }.init(tch::Device::Cpu)?),
+            Space::Cnn(c) => Box::new(CnnConfig { densities: densities.to_vec(), seed, ..c.clone() }.init(tch::Device::Cpu)?),
+        })
+    }
+}
+
+/// What a trial's score is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Objective {
+    /// Validation accuracy.
+    Accuracy,
+    /// Validation accuracy minus `lambda` x overall density.
+    Penalized(f64),
+    /// Validation accuracy for the searcher; the result reports the Pareto front
+    /// of (accuracy, active weights).
+    Pareto,
+}
+
+/// Budget caps; candidates over them are projected (scaled down uniformly), never trained.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Budget {
+    /// Cap on overall density (active / total).
+    pub max_density: Option<f64>,
+    /// Cap on total active weights.
+    pub max_active: Option<u64>,
+}
+
+/// A search.
+#[derive(Clone, Debug)]
+pub struct SnasConfig {
+    /// Model family.
+    pub space: Space,
+    /// One density for all layers (`true`) or one per layer.
+    pub uniform: bool,
+    /// Trials (the report's S).
+    pub samples: usize,
+    /// Density floor.
+    pub d_min: f64,
+    /// ASHA settings (`max_t` is set to the epochs), or none.
+    pub asha: Option<AshaConfig>,
+    /// Budget caps.
+    pub budget: Budget,
+    /// Scoring.
+    pub objective: Objective,
+    /// Fraction of the training set held out for scoring.
+    pub validation: f64,
+    /// Training of each trial.
+    pub train: TrainConfig,
+    /// Seed of the validation split and each trial's masks.
+    pub seed: u64,
+}
+
+/// One evaluated candidate.
+#[derive(Clone, Debug)]
+pub struct Trial {
+    /// 0-based trial number.
+    pub id: usize,
+    /// What the searcher proposed (one value per layer, or one for all).
+    pub proposed: Vec<f64>,
+    /// Densities trained (after budget projection), one per layer.
+    pub densities: Vec<f64>,
+    /// Active weights.
+    pub active: u64,
+    /// All weights.
+    pub total: u64,
+    /// Validation accuracy after each epoch trained.
+    pub scores: Vec<f64>,
+    /// The trial's objective value (last epoch's).
+    pub score: f64,
+    /// Highest ASHA rung (milestone epoch) it recorded at, if any.
+    pub rung: Option<usize>,
+    /// Stopped early by ASHA.
+    pub stopped: bool,
+    /// The run (history against the validation split).
+    pub run: RunResult,
+}
+
+/// The search's outcome.
+pub struct SnasResult {
+    /// Every trial in order.
+    pub trials: Vec<Trial>,
+    /// Index of the best trial by score.
+    pub best: usize,
+    /// The best model (trained).
+    pub best_model: Box<dyn Model>,
+    /// Test accuracy of the best model (the test set is used only here).
+    pub best_test_acc: f64,
+    /// Test loss of the best model.
+    pub best_test_loss: f64,
+    /// Trials on the Pareto front of (validation accuracy, active weights).
+    pub pareto: Vec<usize>,
+}
+
+/// Runs the search. `searcher` proposes vectors of length 1 (uniform) or the layer
+/// count; `on_trial` sees each finished trial (progress, persistence).
+///
+/// # Errors
+/// Bad settings, an impossible budget, training failures; interrupted searches
+/// return [`Error::Interrupted`].
+pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
+    if cfg.samples == 0 {
+        return Err(Error::config("samples", "0 must be >= 1"));
+    }
+    let sizes = cfg.space.layer_sizes()?;
+    let total: u64 = sizes.iter().sum();
+    let (train_split, val_split) = data.validation_split(cfg.validation, cfg.seed)?;
+    let mut asha = match cfg.asha {
+        Some(a) => Some(Asha::new(AshaConfig { max_t: cfg.train.epochs, ..a }).map_err(|e| Error::config("asha", e.to_string()))?),
+        None => None,
+    };
+    let mut history: Vec<Observation> = Vec::new();
+    let mut trials: Vec<Trial> = Vec::new();
+    let mut best: Option<(usize, Box<dyn Model>)> = None;
+    for id in 0..cfg.samples {
+        let proposed = searcher.propose(&history).map_err(|e| Error::config("search", e.to_string()))?;
+        let densities = project_to_budget_with_floor(&proposed, &sizes, cfg.budget.max_density, cfg.budget.max_active, cfg.d_min)
+            .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", cfg.budget, cfg.d_min)))?;
+        let mut model = cfg.space.build(&densities, cfg.seed.wrapping_add(id as u64))?;
+        let active: u64 = model.layers().iter().map(|l| l.active as u64).sum();
+        let density = active as f64 / total as f64;
+        let score_of = |acc: f64| match cfg.objective {
+            Objective::Penalized(lambda) => acc - lambda * density,
+            _ => acc,
+        };
+        let mut stopped = false;
+        let run = {
+            let mut cb = |r: &EpochRecord| -> Control {
+                match asha.as_mut().map(|a| a.on_result(id, r.epoch + 1, score_of(r.test_acc))) {
+                    Some(Decision::Stop) if r.epoch + 1 < cfg.train.epochs => {
+                        stopped = true;
+                        Control::Stop
+                    }
+                    _ => Control::Continue,
+                }
+            };
+            train_with(&mut *model, &train_split, &val_split, &cfg.train, &mut cb)?
+        };
+        let scores: Vec<f64> = run.history.iter().map(|h| h.test_acc).collect();
+        let score = scores.last().map(|&a| score_of(a)).unwrap_or(f64::NEG_INFINITY);
+        let score = if run.diverged().is_some() { f64::NEG_INFINITY } else { score };
+        let trial = Trial { id, proposed: proposed.clone(), densities, active, total, scores, score, rung: asha.as_ref().and_then(|a| a.rung_reached(id)), stopped, run };
+        on_trial(&trial);
+        history.push(Observation { x: proposed, score: if score.is_finite() { score } else { f64::NAN } });
+        let better = best.as_ref().map(|(b, _)| score > trials[*b].score).unwrap_or(true);
+        trials.push(trial);
+        if better {
+            best = Some((id, model));
+        }
+        if crate::cancel::requested() {
+            return Err(Error::Interrupted);
+        }
+    }
+    let (best_idx, best_model) = best.ok_or_else(|| Error::config("samples", "no trial finished"))?;
+    let (best_test_loss, best_test_acc) = evaluate(&*best_model, &Split { x: data.test.x.shallow_clone(), y: data.test.y.shallow_clone() })?;
+    let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
+    let pareto = pareto_front(&points);
+    Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto })
+}

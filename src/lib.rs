@@ -1,0 +1,40 @@
+//! sparselab: a lab for studying and designing sparse neural networks.
+//!
+//! ```text
+//! data -> model (sparse layers, masks) -> train (optimizer, schedule, metrics,
+//! gradient flow) -> experiment (SC-SDC, SNAS, pruning) -> results -> plot / report
+//! ```
+//!
+//! ```no_run
+//! use sparselab::{data::{Dataset, DatasetConfig}, model::{MlpConfig, Densities}, train::{train, TrainConfig}};
+//! let data = Dataset::load(&DatasetConfig::new("fashion-mnist"))?;
+//! let mut net = MlpConfig { densities: Densities::Uniform(0.25), ..MlpConfig::new(784, 10, 4, 788) }
+//!     .init(tch::Device::Cpu)?;
+//! let run = train(&mut net, &data, &TrainConfig::default())?;
+//! println!("{}", run.summary());
+//! # Ok::<(), sparselab::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod cancel;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod experiment;
+pub mod model;
+pub mod plot;
+mod nan_safe;
+pub mod registry;
+pub mod results;
+pub mod rng;
+pub mod search;
+pub mod script;
+pub mod stats;
+pub mod train;
+
+pub use error::{Error, Result};
+
+/// sparselab's version.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

@@ -1,0 +1,122 @@
+//! The `sparselab` command: a thin front end over the library.
+//! Exit codes: 0 success, 1 script or library error, 2 usage error, 130 interrupted.
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sparselab", version, about = "A lab for sparse neural networks: sparse MLPs/CNNs, gradient flow, SC-SDC, SNAS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Rhai experiment script.
+    Run {
+        /// The script.
+        file: PathBuf,
+        /// Override a top-level constant: --set epochs=5 (value is a Rhai expression).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Run directory (default runs/<script-name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Retrain runs that are already in the store.
+        #[arg(long)]
+        fresh: bool,
+        /// Train only the runs in shard K of N (1-based), e.g. --shard $SLURM_ARRAY_TASK_ID/8.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+    },
+    /// Parse and validate a script: every call runs on one batch, nothing is written.
+    Check {
+        /// The script.
+        file: PathBuf,
+        /// Overrides, as for run.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Interactive Rhai with the full API and line history.
+    Repl,
+    /// Print the script API reference (Markdown).
+    Doc,
+    /// Versions, devices, threads and where data is looked for.
+    Info,
+    /// Train one MLP and print its history (no script needed).
+    Train(sparselab::cli::TrainArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    install_interrupt_handler();
+    match run(cli) {
+        Ok(code) if sparselab::cancel::requested() => {
+            eprintln!("interrupted: finished work is kept");
+            let _ = code;
+            ExitCode::from(130)
+        }
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.downcast_ref::<sparselab::Error>().map(|e| matches!(e, sparselab::Error::Io { .. })).unwrap_or(false)
+                || e.to_string().starts_with("--set")
+                || e.to_string().starts_with("--shard");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    use sparselab::script::{check_file, run_file, RunOptions};
+    match cli.command {
+        Command::Info => println!("{}", sparselab::cli::info()),
+        Command::Train(a) => println!("{}", sparselab::cli::train_cmd(&a)?),
+        Command::Doc => print!("{}", sparselab::script::api_markdown()),
+        Command::Repl => sparselab::cli::repl()?,
+        Command::Run { file, sets, out, fresh, shard } => match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
+            Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        },
+        Command::Check { file, sets } => match check_file(&file, &sets)? {
+            Ok(_) => eprintln!("{}: ok", file.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        },
+    }
+    Ok(0)
+}
+
+/// `K/N` (1-based K) -> (K-1, N).
+fn parse_shard(s: &str) -> anyhow::Result<(u64, u64)> {
+    let bad = || anyhow::anyhow!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 3/8");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k - 1, n))
+}
+
+/// First Ctrl-C: stop at the next batch and keep finished work; second: exit now.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if sparselab::cancel::requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after the current batch (Ctrl-C again to quit now)");
+        sparselab::cancel::request();
+    });
+}

@@ -1,0 +1,216 @@
+//! The MLP: `depth` sparse hidden layers of width `w`, then a sparse output layer
+//! (SPEC 2), with optional BatchNorm, residual pairs, dropout and a bias switch.
+use super::{Activation, BatchNorm, Density, Fan, Mode, Model, SparseLinear, SparseLinearConfig, WeightRef};
+use crate::error::{Error, Result};
+use tch::{nn, Device, Tensor};
+
+/// Per-layer densities: one for all `depth + 1` weight layers, or one each.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Densities {
+    /// The same density everywhere.
+    Uniform(f64),
+    /// One density per weight layer (`depth + 1` entries).
+    PerLayer(Vec<f64>),
+    /// Exact active counts per weight layer (`depth + 1` entries).
+    Active(Vec<i64>),
+}
+
+/// Builds an [`Mlp`]; check-and-build in [`MlpConfig::init`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlpConfig {
+    /// Input features (`C * H * W`).
+    pub input: i64,
+    /// Output classes.
+    pub classes: i64,
+    /// Hidden layers (the report's "# HL").
+    pub depth: usize,
+    /// Hidden width.
+    pub width: i64,
+    /// Active weights per layer.
+    pub densities: Densities,
+    /// Activation name (see [`super::ACTIVATIONS`]).
+    pub activation: String,
+    /// BatchNorm1d after each hidden linear layer.
+    pub batch_norm: bool,
+    /// Residual connection around hidden layer pairs 2-3, 4-5, ... (SPEC 2).
+    pub skip: bool,
+    /// Biases on every layer.
+    pub bias: bool,
+    /// Dropout probability after each hidden activation.
+    pub dropout: f64,
+    /// Kaiming fan per layer; `None` = each layer's own fan-in.
+    pub fans: Option<Vec<Fan>>,
+    /// Seed of the masks and initial values.
+    pub seed: u64,
+}
+
+impl MlpConfig {
+    /// A dense ReLU MLP without BatchNorm, skip, dropout; with biases; seed 0.
+    pub fn new(input: i64, classes: i64, depth: usize, width: i64) -> Self {
+        Self {
+            input,
+            classes,
+            depth,
+            width,
+            densities: Densities::Uniform(1.0),
+            activation: "relu".into(),
+            batch_norm: false,
+            skip: false,
+            bias: true,
+            dropout: 0.0,
+            fans: None,
+            seed: 0,
+        }
+    }
+
+    /// Weight-layer shapes `[out, in]` in order.
+    pub fn shapes(&self) -> Vec<[i64; 2]> {
+        let mut v = Vec::with_capacity(self.depth + 1);
+        let mut prev = self.input;
+        for _ in 0..self.depth {
+            v.push([self.width, prev]);
+            prev = self.width;
+        }
+        v.push([self.classes, prev]);
+        v
+    }
+
+    /// Checks every field and builds the model on `device`.
+    ///
+    /// # Errors
+    /// Names the key, the value and what is allowed.
+    pub fn init(&self, device: Device) -> Result<Mlp> {
+        let n = self.depth + 1;
+        if self.input < 1 || self.classes < 2 {
+            return Err(Error::config("input", format!("input {} and classes {} must be >= 1 and >= 2", self.input, self.classes)));
+        }
+        if self.depth > 0 && self.width < 1 {
+            return Err(Error::config("width", format!("{} must be >= 1", self.width)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config("dropout", format!("{} must be in [0, 1)", self.dropout)));
+        }
+        let densities: Vec<Density> = match &self.densities {
+            Densities::Uniform(d) => vec![Density::Fraction(*d); n],
+            Densities::PerLayer(v) if v.len() == n => v.iter().map(|d| Density::Fraction(*d)).collect(),
+            Densities::Active(v) if v.len() == n => v.iter().map(|k| Density::Active(*k)).collect(),
+            Densities::PerLayer(v) => return Err(len_err("density", v.len(), n)),
+            Densities::Active(v) => return Err(len_err("active", v.len(), n)),
+        };
+        let fans = match &self.fans {
+            None => vec![Fan::Layer; n],
+            Some(f) if f.len() == 1 => vec![f[0]; n],
+            Some(f) if f.len() == n => f.clone(),
+            Some(f) => return Err(len_err("init_fan", f.len(), n)),
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let mut linears = Vec::with_capacity(n);
+        let mut norms = Vec::new();
+        let mut acts = Vec::new();
+        for (i, [out, inp]) in self.shapes().into_iter().enumerate() {
+            let cfg = SparseLinearConfig::new(inp, out).with_bias(self.bias).with_fan(fans[i]);
+            let cfg = SparseLinearConfig { density: densities[i], ..cfg };
+            linears.push(cfg.init(&(&root / format!("fc{}", i + 1)), self.seed, i as u64)?);
+            if i < self.depth {
+                if self.batch_norm {
+                    norms.push(BatchNorm::new(&(&root / format!("bn{}", i + 1)), out)?);
+                }
+                acts.push(Activation::new(&self.activation, &(&root / format!("act{}", i + 1)), out, false, self.seed, i as u64)?);
+            }
+        }
+        let mut mlp = Mlp { cfg: self.clone(), vs, linears, norms, acts };
+        mlp.to_device(device);
+        Ok(mlp)
+    }
+}
+
+fn len_err(key: &str, got: usize, want: usize) -> Error {
+    Error::config(key, format!("{got} entries given, the MLP has {want} weight layers (depth + 1)"))
+}
+
+/// A sparse MLP (see [`MlpConfig`]).
+pub struct Mlp {
+    cfg: MlpConfig,
+    vs: nn::VarStore,
+    linears: Vec<SparseLinear>,
+    norms: Vec<BatchNorm>,
+    acts: Vec<Activation>,
+}
+
+impl Mlp {
+    /// The configuration it was built from.
+    pub fn config(&self) -> &MlpConfig {
+        &self.cfg
+    }
+    /// The linear layers in order.
+    pub fn linears(&self) -> &[SparseLinear] {
+        &self.linears
+    }
+}
+
+impl Model for Mlp {
+    /// xs: `[B, ...]` flattened to `[B, input]` -> `[B, classes]`. With `skip`, hidden
+    /// layers (2, 3), (4, 5), ... form residual blocks: the block input is added to
+    /// the second layer's (normalised) pre-activation, as in a ResNet basic block.
+    fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut h = xs.f_flatten(1, -1)?;
+        let mut residual: Option<Tensor> = None;
+        for i in 0..self.cfg.depth {
+            // 0-based hidden i: blocks start at i = 1, 3, 5, ... and need a partner.
+            let starts_block = self.cfg.skip && i % 2 == 1 && i + 1 < self.cfg.depth;
+            let ends_block = self.cfg.skip && i % 2 == 0 && i >= 2;
+            if starts_block {
+                residual = Some(h.shallow_clone());
+            }
+            let mut z = self.linears[i].forward(&h)?;
+            if self.cfg.batch_norm {
+                z = self.norms[i].forward(&z, mode)?;
+            }
+            if ends_block {
+                if let Some(r) = residual.take() {
+                    z = z + r;
+                }
+            }
+            h = self.acts[i].forward(&z)?;
+            if self.cfg.dropout > 0.0 {
+                h = h.f_dropout(self.cfg.dropout, mode == Mode::Train)?;
+            }
+        }
+        self.linears[self.cfg.depth].forward(&h)
+    }
+
+    fn weight_layers(&self) -> Vec<WeightRef<'_>> {
+        self.linears.iter().map(|l| WeightRef { name: &l.name, weight: &l.weight, mask: &l.mask }).collect()
+    }
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    fn input_shape(&self) -> [i64; 3] {
+        [1, 1, self.cfg.input]
+    }
+
+    fn describe(&self) -> String {
+        let c = &self.cfg;
+        let mut extras = vec![c.activation.clone()];
+        if c.batch_norm {
+            extras.push("bn".into());
+        }
+        if c.skip {
+            extras.push("skip".into());
+        }
+        if c.dropout > 0.0 {
+            extras.push(format!("dropout {}", c.dropout));
+        }
+        if !c.bias {
+            extras.push("no bias".into());
+        }
+        format!("MLP {}-{}x{}-{} {}", c.input, c.depth, c.width, c.classes, extras.join(" "))
+    }
+}

@@ -1,0 +1,52 @@
+//! Run identities: what in a configuration decides a run's result. Device, thread
+//! count and progress display do not (a run is the same experiment wherever it
+//! runs), so they are left out of the key.
+use crate::data::Dataset;
+use crate::train::TrainConfig;
+use serde_json::{json, Value};
+
+/// The dataset as it affects results: name, source kind, sizes, shape.
+pub fn dataset_identity(d: &Dataset) -> Value {
+    let source = if d.source == "bundled" || d.source.starts_with("synthetic") { d.source.clone() } else { "files".to_string() };
+    json!({ "name": d.name, "source": source, "train": d.train.len(), "test": d.test.len(), "classes": d.classes, "shape": d.shape })
+}
+
+/// Training settings without device, threads and progress.
+pub fn train_identity(t: &TrainConfig) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        for k in ["device", "threads", "progress"] {
+            m.remove(k);
+        }
+    }
+    v
+}
+
+/// Scalar leaves of a spec as flat columns, named by their leaf key (prefixed by
+/// the parent key on a clash); arrays and maps become JSON strings.
+pub fn flatten(spec: &Value) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    fn walk(v: &Value, parent: &str, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match x {
+                        Value::Object(_) => walk(x, k, out),
+                        Value::Null => {}
+                        Value::Array(_) => push(out, k, parent, Value::String(x.to_string())),
+                        _ => push(out, k, parent, x.clone()),
+                    }
+                }
+            }
+            other => push(out, "value", parent, other.clone()),
+        }
+    }
+    fn push(out: &mut Vec<(String, Value)>, k: &str, parent: &str, v: Value) {
+        let name = if out.iter().any(|(n, _)| n == k) { format!("{parent}_{k}") } else { k.to_string() };
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, v));
+        }
+    }
+    walk(spec, "", &mut out);
+    out
+}

@@ -1,0 +1,180 @@
+//! The script API's documentation, one entry per function: `sparselab doc` prints
+//! it, docs/script-api.md is generated from it, the notebook kernel's inspect and
+//! completion read it, and every example runs as a test (STYLE rule 7).
+
+/// One documented script function.
+pub struct ApiDoc {
+    /// Function or method name.
+    pub name: &'static str,
+    /// Signature as a script sees it.
+    pub signature: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+    /// Options of its `#{ ... }` map: (key, default, meaning).
+    pub options: &'static [(&'static str, &'static str, &'static str)],
+    /// A runnable example (runs as a test).
+    pub example: &'static str,
+}
+
+const SYN: &str = "";
+
+/// The whole script API.
+pub const API: &[ApiDoc] = &[
+    ApiDoc {
+        name: "dataset",
+        signature: "dataset(name: string, options?: map) -> Dataset",
+        doc: "Loads fashion-mnist, mnist, cifar10, cifar100 or synthetic. Files are searched in $SPARSELAB_DATA/<name>, ./data/<name>, /usr/share/datasets/<name>; fashion-mnist falls back to the bundled 6,000/1,000 subset. Inputs are scaled to [0, 1] and standardised per channel.",
+        options: &[
+            ("subset", "\"auto\"", "\"auto\" (full files if found, else bundled), \"full\" or \"bundled\""),
+            ("train_limit", "()", "keep only the first n training examples"),
+            ("root", "()", "a directory searched first"),
+            ("train", "2000", "synthetic: training examples"),
+            ("test", "500", "synthetic: test examples"),
+            ("classes", "10", "synthetic: classes"),
+            ("seed", "0", "synthetic: generator seed"),
+        ],
+        example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64, classes: 4 });\nprint(data);\nassert(data.train_size == 256);",
+    },
+    ApiDoc {
+        name: "mlp",
+        signature: "mlp(data: Dataset, options?: map) -> Model",
+        doc: "A sparse MLP: depth hidden layers of width w, then the output layer (depth + 1 weight layers). Each layer has a fixed random mask with exactly round(density * weights) active weights, Kaiming-normal initialised.",
+        options: &[
+            ("depth", "4", "hidden layers"),
+            ("width", "input + 4", "hidden width"),
+            ("density", "1.0", "a density for all layers, or an array of depth + 1"),
+            ("active", "()", "exact active counts per layer (array of depth + 1), instead of density"),
+            ("activation", "\"relu\"", "relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu"),
+            ("batch_norm", "false", "BatchNorm after each hidden linear layer"),
+            ("skip", "false", "residual connections around hidden layers 2-3, 4-5, ..."),
+            ("bias", "true", "biases on every layer"),
+            ("dropout", "0.0", "dropout after each hidden activation, in [0, 0.99]"),
+            ("init_fan", "\"layer\"", "Kaiming fan: \"layer\" (fan-in), \"effective\" (mean active fan-in), a number or an array"),
+            ("seed", "0", "seed of masks and initial weights"),
+        ],
+        example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64 });\nlet net = mlp(data, #{ depth: 2, width: 32, density: 0.25, activation: \"swish\", batch_norm: true });\nprint(net.layers());\nassert(net.layers().height() == 3);",
+    },
+    ApiDoc {
+        name: "layers",
+        signature: "model.layers() -> DataFrame",
+        doc: "Per weight layer: name, shape, active, total, density.",
+        options: &[],
+        example: "let net = mlp(dataset(\"synthetic\"), #{ depth: 1, width: 8, active: [64, 8] });\nassert(net.layers().column(\"active\") == [64, 8]);",
+    },
+    ApiDoc {
+        name: "train",
+        signature: "train(model: Model, data: Dataset, options?: map) -> Run",
+        doc: "Trains in place and returns the run: run.test_acc, run.test_loss, run.diverged, run.diverged_epoch, run.history (DataFrame per epoch), run.grad_flow (DataFrame per point and layer), run.summary (one-row DataFrame), run.seconds, run.device. A NaN/inf loss ends the run as diverged; Ctrl-C stops after the current batch.",
+        options: &[
+            ("optimizer", "\"sgd\"", "sgd, momentum, adam, adamw, adagrad, rmsprop"),
+            ("lr", "0.01", "learning rate"),
+            ("momentum", "()", "SGD momentum (0.9 for \"momentum\")"),
+            ("l2", "0.0", "coupled L2 (added to the gradient)"),
+            ("weight_decay", "0.0", "AdamW's decoupled weight decay"),
+            ("beta1", "0.9", "Adam beta1"),
+            ("beta2", "0.999", "Adam beta2"),
+            ("alpha", "0.99", "RMSProp averaging constant"),
+            ("eps", "1e-8 (Adagrad 1e-10)", "epsilon"),
+            ("epochs", "10", "passes over the training set"),
+            ("batch_size", "128", "minibatch size"),
+            ("schedule", "\"constant\"", "constant, step (milestones, gamma) or cosine (min_lr)"),
+            ("milestones", "[]", "step schedule: epochs at which lr is multiplied by gamma"),
+            ("gamma", "0.1", "step schedule factor"),
+            ("min_lr", "0.0", "cosine schedule floor"),
+            ("augment", "false", "random crop (4-pixel padding) and horizontal flip"),
+            ("seed", "0", "seed of data order, dropout and augmentation"),
+            ("device", "\"auto\"", "auto, cpu, cuda, cuda:N"),
+            ("threads", "()", "libtorch threads"),
+            ("grad_flow", "()", "#{ points: 11, samples: 5000 } or true: measure EGF and gradient norms"),
+            ("progress", "true", "progress bar / per-epoch lines"),
+        ],
+        example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64 });\nlet net = mlp(data, #{ depth: 2, width: 16, density: 0.5 });\nlet run = train(net, data, #{ optimizer: \"adam\", lr: 0.01, epochs: 2, grad_flow: #{ points: 3, samples: 64 }, progress: false });\nprint(run.history);\nassert(run.history.height() == 2);\nassert(run.grad_flow.height() == 2 * 3);\nassert(!run.diverged);",
+    },
+    ApiDoc {
+        name: "sql",
+        signature: "frame.sql(query: string) -> DataFrame",
+        doc: "Runs a polars SQL query; the frame is the table `self`.",
+        options: &[],
+        example: "let runs = read_csv(\"tests/fixtures/runs.csv\");\nlet by = runs.sql(\"select optimizer, avg(test_acc) as acc from self group by optimizer order by optimizer\");\nprint(by);\nassert(by.column(\"optimizer\") == [\"adam\", \"sgd\"]);",
+    },
+    ApiDoc {
+        name: "DataFrame methods",
+        signature: "frame.head(n) / .columns() / .height() / .column(name) / .sort(col, descending?) / .filter(sql_condition) / .to_csv(path) / .to_parquet(path)",
+        doc: "Inspect and save tables. Paths written are relative to the run directory (absolute paths and .. are rejected). `vstack([frames])` stacks frames with equal columns.",
+        options: &[],
+        example: "let runs = read_csv(\"tests/fixtures/runs.csv\");\nassert(runs.columns() == [\"optimizer\", \"seed\", \"test_acc\"]);\nlet best = runs.sort(\"test_acc\", true).head(1);\nassert(best.column(\"seed\") == [2]);\nassert(runs.filter(\"optimizer = 'sgd'\").height() == 2);\nruns.to_parquet(\"runs.parquet\");\nassert(read_parquet(\"runs.parquet\").height() == 4);",
+    },
+    ApiDoc {
+        name: "read_csv / read_parquet",
+        signature: "read_csv(path) -> DataFrame, read_parquet(path) -> DataFrame",
+        doc: "Reads a table; relative paths are looked up in the run directory, then the working directory.",
+        options: &[],
+        example: "let runs = read_csv(\"tests/fixtures/runs.csv\");\nassert(runs.height() == 4);",
+    },
+    ApiDoc {
+        name: "wilcoxon",
+        signature: "wilcoxon(x: array, y: array, options?: map) -> map",
+        doc: "Paired Wilcoxon signed-rank test on d = x - y: #{ statistic (W+), n, p_value, median_diff, method, alternative }. Exact by dynamic programming (ties via doubled ranks) up to n = 50 under \"auto\".",
+        options: &[
+            ("alternative", "\"greater\"", "greater (H1: x > y), less, two-sided"),
+            ("zero_method", "\"wilcox\"", "wilcox (drop zero differences) or pratt"),
+            ("method", "\"auto\"", "exact, approx (normal, tie and continuity corrected) or auto"),
+        ],
+        example: "let t = wilcoxon([0.9, 0.8, 0.85, 0.7, 0.95], [0.8, 0.7, 0.8, 0.6, 0.9]);\nassert(t.n == 5 && t.statistic == 15.0);\nassert(t.p_value == 1.0 / 32.0);",
+    },
+    ApiDoc {
+        name: "kendall_tau",
+        signature: "kendall_tau(x: array, y: array) -> map",
+        doc: "Kendall rank correlation tau-b with a two-sided p-value: #{ tau, p_value, n, method } (exact without ties for n <= 33, else normal approximation).",
+        options: &[],
+        example: "let k = kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]);\nassert(k.tau > 0.66 && k.tau < 0.67);",
+    },
+    ApiDoc {
+        name: "sc_sdc_pair",
+        signature: "sc_sdc_pair(data: Dataset, options: map) -> #{ dense: Model, sparse: Model }",
+        doc: "The SC-SDC twins for one dense width (SPEC 4): dense I -> N_W ... -> O and sparse I -> N_MW ... -> O, no biases, with exactly the dense twin's active weights in every layer, both Kaiming-normal with the dense fan-in.",
+        options: &[
+            ("dense_width", "required", "the dense twin's width N_W"),
+            ("max_width", "input + 4", "the sparse twin's width N_MW"),
+            ("depth", "4", "hidden layers"),
+            ("activation", "\"relu\"", "activation"),
+            ("batch_norm", "false", "BatchNorm"),
+            ("skip", "false", "skip connections"),
+            ("dropout", "0.0", "dropout"),
+            ("init_fan", "\"dense\"", "\"dense\" (the report) or \"effective\" (mean active fan-in of each sparse layer)"),
+            ("seed", "0", "seed of masks and init"),
+        ],
+        example: "let data = dataset(\"synthetic\", #{ train: 128, test: 32 });\nlet t = sc_sdc_pair(data, #{ depth: 2, dense_width: 17, max_width: 68 });\nassert(t.dense.layers().column(\"active\") == t.sparse.layers().column(\"active\"));\nprint(t.sparse.layers());",
+    },
+    ApiDoc {
+        name: "sc_sdc",
+        signature: "sc_sdc(data: Dataset, options: map) -> #{ runs: DataFrame, test: map }",
+        doc: "Sparse-vs-dense comparison (report 3.2.1): for each fraction f and seed, trains the dense twin of width round(f * max_width) and its sparse twin, then a one-sided exact Wilcoxon signed-rank test on final test accuracy, pairs (width, seed), H1: sparse > dense. `runs` has fraction, dense_width, seed, variant, active_fc1.., test_acc, test_loss, diverged, egf/gnorm averages; `test` has statistic, n, p_value, median_diff, alternative, method. Takes every `train` option too.",
+        options: &[
+            ("fractions", "[0.1, 0.3, 0.5, 0.7, 0.9]", "dense widths as fractions of max_width"),
+            ("seeds", "[0, 1, 2]", "seeds; each trains both twins"),
+            ("max_width", "input + 4", "N_MW"),
+            ("depth", "4", "hidden layers"),
+            ("init_fan", "\"dense\"", "\"dense\" or \"effective\""),
+            ("...", "", "activation, batch_norm, skip, dropout, and all train options"),
+        ],
+        example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64 });\nlet cmp = sc_sdc(data, #{ depth: 1, max_width: 68, fractions: [0.3, 0.9], seeds: [0, 1], optimizer: \"adam\", lr: 0.01, epochs: 1, progress: false });\nprint(cmp.runs);\nassert(cmp.runs.height() == 8);\nassert(cmp.test.n <= 4);",
+    },
+];
+
+/// The API reference as Markdown (docs/script-api.md).
+pub fn api_markdown() -> String {
+    let _ = SYN;
+    let mut s = String::from("# sparselab script API\n\nGenerated by `sparselab doc` from the bindings' metadata (src/script/docs.rs); a test fails when this file is stale.\n");
+    for d in API {
+        s += &format!("\n## {}\n\n`{}`\n\n{}\n", d.name, d.signature, d.doc);
+        if !d.options.is_empty() {
+            s += "\n| option | default | meaning |\n| --- | --- | --- |\n";
+            for (k, def, m) in d.options {
+                s += &format!("| `{k}` | `{def}` | {m} |\n");
+            }
+        }
+        s += &format!("\n```rhai\n{}\n```\n", d.example);
+    }
+    s
+}

@@ -1,0 +1,114 @@
+//! Rhai scripting: the engine, its API registration (thin bindings over the library,
+//! STYLE rule 1), `--set` overrides, error positions and run manifests.
+mod api_data;
+mod api_experiment;
+mod api_search;
+mod api_model;
+mod api_plot;
+mod api_train;
+mod config;
+mod docs;
+mod overrides;
+mod runner;
+
+pub use config::{as_f64, Opts};
+pub use docs::{api_markdown, ApiDoc, API};
+pub use overrides::apply_overrides;
+pub use runner::{add_module_resolvers, check_file, format_error, run_file, utc_now, RunOptions, ScriptOutcome, STDLIB};
+
+use crate::error::Error;
+use rhai::{Engine, EvalAltResult, Position};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+/// Per-run state the bindings share: where files may be written, whether this is a
+/// validation-only run (`sparselab check`), and what the manifest records.
+pub struct Context {
+    /// The run directory; script writers resolve relative paths here.
+    pub out_dir: PathBuf,
+    /// `sparselab check`: build and validate, but do not train.
+    pub validate_only: bool,
+    /// Seeds used by `train` calls, for the manifest.
+    pub seeds: std::cell::RefCell<std::collections::BTreeSet<u64>>,
+    /// Devices used, for the manifest.
+    pub devices: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// Finished runs, reused on rerun (`None`: nothing is stored).
+    pub store: Option<crate::results::Store>,
+}
+
+impl Context {
+    /// A context writing into `out_dir`.
+    pub fn new(out_dir: impl Into<PathBuf>, validate_only: bool) -> Rc<Self> {
+        Rc::new(Self { out_dir: out_dir.into(), validate_only, seeds: Default::default(), devices: Default::default(), store: None })
+    }
+
+    /// A context whose runs are stored in (and reused from) `store`.
+    pub fn with_store(out_dir: impl Into<PathBuf>, store: crate::results::Store) -> Rc<Self> {
+        Rc::new(Self { out_dir: out_dir.into(), validate_only: false, seeds: Default::default(), devices: Default::default(), store: Some(store) })
+    }
+
+    /// Resolves a script-given path inside the run directory.
+    ///
+    /// # Errors
+    /// Absolute paths and `..` components: a shared script may only write inside its run directory.
+    pub fn output_path(&self, p: &str) -> crate::Result<PathBuf> {
+        let path = Path::new(p);
+        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_))) {
+            return Err(Error::config("path", format!("{p:?} must be relative and inside the run directory {} (no absolute paths, no ..)", self.out_dir.display())));
+        }
+        let full = self.out_dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        Ok(full)
+    }
+}
+
+/// Library error -> Rhai runtime error (the message is kept verbatim).
+pub(crate) fn rt(e: Error) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(e.to_string().into(), Position::NONE))
+}
+
+/// Result type of registered functions.
+pub(crate) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// A Rhai engine with the whole sparselab API, writing into `ctx.out_dir`.
+pub fn engine(ctx: Rc<Context>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_expr_depths(256, 256);
+    // Ctrl-C / notebook interrupt stops a running script between statements.
+    engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted".into()));
+    api_data::register(&mut engine, &ctx);
+    api_model::register(&mut engine, &ctx);
+    api_train::register(&mut engine, &ctx);
+    api_experiment::register(&mut engine, &ctx);
+    api_search::register(&mut engine, &ctx);
+    api_plot::register(&mut engine, &ctx);
+    engine
+}
+
+/// Whether `code` is unfinished (an open block, array, map or string), so an
+/// interactive front end should read more lines.
+pub fn is_incomplete(engine: &Engine, code: &str) -> bool {
+    match engine.compile(code) {
+        Ok(_) => false,
+        Err(e) => {
+            let msg = e.to_string();
+            matches!(e.err_type(), rhai::ParseErrorType::UnexpectedEOF)
+                || msg.contains("Expecting '}'")
+                || msg.contains("Expecting ']'")
+                || msg.contains("Expecting ')'")
+                || matches!(e.err_type(), rhai::ParseErrorType::BadInput(rhai::LexError::UnterminatedString))
+                || (msg.contains("to close") && e.position().line().map(|l| l >= code.trim_end().lines().count()).unwrap_or(false))
+        }
+    }
+}
+
+/// How a value prints: library objects through their `to_string`, others as Rhai shows them.
+pub fn display_value(engine: &Engine, v: &rhai::Dynamic) -> String {
+    let ast = match engine.compile("fn show(x) { x.to_string() }") {
+        Ok(a) => a,
+        Err(_) => return v.to_string(),
+    };
+    engine.call_fn::<String>(&mut rhai::Scope::new(), &ast, "show", (v.clone(),)).unwrap_or_else(|_| v.to_string())
+}

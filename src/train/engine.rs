@@ -1,0 +1,167 @@
+//! The training loop. It fits on one screen; features hook in through [`Callback`].
+use super::gradflow::{measure, measure_epochs, measurement_indices};
+use super::progress::Progress;
+use super::{EpochRecord, Ended, Optimizer, RunResult, TrainConfig};
+use crate::data::{crop_flip, Dataset, Split};
+use crate::error::{Error, Result};
+use crate::model::{Mode, Model};
+use crate::rng::{permutation, stream, torch_seed, Stream};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// What a callback tells the loop after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Keep training.
+    Continue,
+    /// Stop now (e.g. ASHA); the run ends as [`Ended::Stopped`].
+    Stop,
+}
+
+/// Hooks called by the loop (early stopping, live charts, logging).
+pub trait Callback {
+    /// After each completed epoch.
+    fn on_epoch(&mut self, _record: &EpochRecord) -> Control {
+        Control::Continue
+    }
+}
+
+/// A callback that does nothing.
+pub struct NoCallback;
+impl Callback for NoCallback {}
+
+impl<F: FnMut(&EpochRecord) -> Control> Callback for F {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        self(record)
+    }
+}
+
+/// Trains `model` on `data.train`, evaluating on `data.test` after every epoch.
+///
+/// # Errors
+/// Bad settings, a model whose input does not fit the data, libtorch failures.
+/// Divergence and interruption are results, not errors.
+pub fn train(model: &mut dyn Model, data: &Dataset, cfg: &TrainConfig) -> Result<RunResult> {
+    train_with(model, &data.train, &data.test, cfg, &mut NoCallback)
+}
+
+/// [`train`] with explicit splits (e.g. a validation split) and a callback.
+pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &TrainConfig, cb: &mut dyn Callback) -> Result<RunResult> {
+    cfg.validate()?;
+    check_input(model, train)?;
+    let device = cfg.device.resolve()?;
+    if let Some(t) = cfg.threads {
+        tch::set_num_threads(t as i32);
+    }
+    model.to_device(device);
+    tch::manual_seed(torch_seed(cfg.seed));
+    let (train, eval) = (train.to_device(device), eval.to_device(device));
+    let n = train.len();
+    let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
+    let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
+    let mut opt = Optimizer::new(cfg.optimizer.clone(), model.params())?;
+    let batches = n.div_ceil(cfg.batch_size);
+    let progress = Progress::new(cfg.progress, &model.describe(), cfg.epochs, batches);
+    let start = Instant::now();
+    let mut out = RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device) };
+    for epoch in 0..cfg.epochs {
+        let t0 = Instant::now();
+        let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs);
+        let order = Tensor::from_slice(&permutation(&mut stream(cfg.seed, Stream::DataOrder, epoch as u64), n)).to_device(device);
+        // Sums stay on the device: no host round trip per batch.
+        let loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let correct = Tensor::zeros([], (Kind::Int64, device));
+        for b in 0..batches {
+            if crate::cancel::requested() {
+                out.ended = Ended::Interrupted(epoch);
+                break;
+            }
+            let len = cfg.batch_size.min(n - b * cfg.batch_size) as i64;
+            let idx = order.narrow(0, (b * cfg.batch_size) as i64, len);
+            let mut xs = train.x.index_select(0, &idx);
+            if cfg.augment {
+                xs = crop_flip(&xs, 4);
+            }
+            let ys = train.y.index_select(0, &idx);
+            let logits = model.forward(&xs, Mode::Train)?;
+            let loss = super::cross_entropy(&logits, &ys)?;
+            opt.zero_grad();
+            loss.f_backward()?;
+            opt.step(lr);
+            tch::no_grad(|| {
+                let _ = loss_sum.shallow_clone().f_add_(&(loss.detach() * len as f64));
+                let _ = correct.shallow_clone().f_add_(&logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64));
+            });
+            progress.batch();
+        }
+        if let Ended::Interrupted(_) = out.ended {
+            break;
+        }
+        let train_loss = loss_sum.double_value(&[]) / n as f64;
+        if !train_loss.is_finite() {
+            out.ended = Ended::Diverged(epoch);
+            progress.epoch(epoch, "loss is NaN/inf: diverged");
+            break;
+        }
+        let (test_loss, test_acc) = evaluate(model, &eval)?;
+        if gf_epochs.contains(&epoch) {
+            if let Some(subset) = &gf_subset {
+                out.grad_flow.push(measure(model, subset, epoch)?);
+            }
+        }
+        let rec = EpochRecord { epoch, train_loss, train_acc: correct.int64_value(&[]) as f64 / n as f64, test_loss, test_acc, lr, seconds: t0.elapsed().as_secs_f64() };
+        progress.epoch(epoch, &format!("train_loss {train_loss:.4}  test_acc {test_acc:.4}  {:.1}s", rec.seconds));
+        (out.test_loss, out.test_acc) = (test_loss, test_acc);
+        out.history.push(rec);
+        if cb.on_epoch(out.history.last().expect("just pushed")) == Control::Stop {
+            out.ended = Ended::Stopped(epoch);
+            break;
+        }
+    }
+    if let Ended::Diverged(_) = out.ended {
+        (out.test_loss, out.test_acc) = evaluate(model, &eval)?;
+    }
+    progress.finish();
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Mean cross-entropy and accuracy on `split` in eval mode, in chunks.
+pub fn evaluate(model: &dyn Model, split: &Split) -> Result<(f64, f64)> {
+    let _guard = tch::no_grad_guard();
+    let n = split.len() as i64;
+    let device = model.device();
+    let (mut loss, mut correct) = (Tensor::zeros([], (Kind::Double, device)), Tensor::zeros([], (Kind::Int64, device)));
+    let chunk = 2048;
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        let xs = split.x.narrow(0, start, len).to_device(device);
+        let ys = split.y.narrow(0, start, len).to_device(device);
+        let logits = model.forward(&xs, Mode::Eval)?;
+        loss += super::cross_entropy(&logits, &ys)?.to_kind(Kind::Double) * len as f64;
+        correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+        start += len;
+    }
+    let n = n.max(1) as f64;
+    Ok((loss.double_value(&[]) / n, correct.int64_value(&[]) as f64 / n))
+}
+
+fn check_input(model: &dyn Model, split: &Split) -> Result<()> {
+    let want: i64 = model.input_shape().iter().product();
+    let got: i64 = split.x.size()[1..].iter().product();
+    if want != got {
+        return Err(Error::Shape(format!("model {} expects {want} input features per example, the data has {got} ({:?})", model.describe(), &split.x.size()[1..])));
+    }
+    Ok(())
+}
+
+/// `cpu` or `cuda:N`.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+        _ => "cpu".into(),
+    }
+}

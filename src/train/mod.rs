@@ -1,0 +1,20 @@
+//! Training: optimizers, schedules, the loop, metrics, gradient flow (SPEC 3, 5).
+mod config;
+mod engine;
+mod gradflow;
+mod optim;
+mod progress;
+mod result;
+mod schedule;
+
+pub use config::{DeviceSpec, TrainConfig};
+pub use engine::{device_name, evaluate, train, train_with, Callback, Control, NoCallback};
+pub use gradflow::{average as grad_flow_average, measure as measure_grad_flow, measure_epochs, measurement_indices, GradFlowAverage, GradFlowConfig, GradFlowPoint, LayerNorms};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OPTIMIZERS};
+pub use result::{Ended, EpochRecord, RunResult};
+pub use schedule::Schedule;
+
+/// Mean cross-entropy of logits `[B, classes]` against int64 targets `[B]`.
+pub(crate) fn cross_entropy(logits: &tch::Tensor, targets: &tch::Tensor) -> Result<tch::Tensor, tch::TchError> {
+    logits.f_log_softmax(-1, tch::Kind::Float)?.f_nll_loss::<tch::Tensor>(targets, None, tch::Reduction::Mean, -100)
+}

@@ -1,0 +1,200 @@
+//! Optimizers with the report's update rules (eq. 2.16, 2.17, A.6) that keep masked
+//! weights exactly zero: gradients are masked before the update (so momentum and
+//! moment estimates stay zero there) and weights are re-masked after it.
+use crate::error::{Error, Result};
+use crate::model::Param;
+use crate::registry;
+use tch::Tensor;
+
+/// Names accepted by [`OptimizerKind::parse`].
+pub const OPTIMIZERS: &[&str] = &["sgd", "momentum", "adam", "adamw", "adagrad", "rmsprop"];
+
+/// Which update rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum OptimizerKind {
+    /// Plain SGD, or with momentum when `momentum > 0`.
+    Sgd,
+    /// SGD with momentum (0.9 unless set).
+    Momentum,
+    /// Adam.
+    Adam,
+    /// Adam with decoupled weight decay.
+    AdamW,
+    /// Adagrad.
+    Adagrad,
+    /// RMSProp.
+    RmsProp,
+}
+
+impl OptimizerKind {
+    /// Parses a name from [`OPTIMIZERS`].
+    pub fn parse(name: &str) -> Result<Self> {
+        use OptimizerKind::*;
+        Ok([Sgd, Momentum, Adam, AdamW, Adagrad, RmsProp][registry::lookup("optimizer", name, OPTIMIZERS)?])
+    }
+    /// The registry name.
+    pub fn name(self) -> &'static str {
+        OPTIMIZERS[self as usize]
+    }
+}
+
+/// Optimizer settings. `l2` is coupled (added to the gradient, every optimizer);
+/// `weight_decay` is AdamW's decoupled decay.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimizerConfig {
+    /// Update rule.
+    pub kind: OptimizerKind,
+    /// Base learning rate (the schedule scales it).
+    pub lr: f64,
+    /// Momentum gamma for SGD (eq. 2.16); `None` = 0 for `sgd`, 0.9 for `momentum`.
+    pub momentum: Option<f64>,
+    /// Adam betas.
+    pub betas: (f64, f64),
+    /// RMSProp's averaging constant gamma (eq. 2.17).
+    pub alpha: f64,
+    /// Epsilon; `None` = 1e-10 for Adagrad, 1e-8 otherwise.
+    pub eps: Option<f64>,
+    /// Coupled L2: `g += l2 * w`.
+    pub l2: f64,
+    /// AdamW's decoupled decay: `w -= lr * weight_decay * w`.
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self { kind: OptimizerKind::Sgd, lr: 0.01, momentum: None, betas: (0.9, 0.999), alpha: 0.99, eps: None, l2: 0.0, weight_decay: 0.0 }
+    }
+}
+
+impl OptimizerConfig {
+    /// Checks ranges and combinations.
+    ///
+    /// # Errors
+    /// Names the key, value and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |k: &str, v: f64| if v > 0.0 && v.is_finite() { Ok(()) } else { Err(Error::config(k, format!("{v} must be > 0"))) };
+        positive("lr", self.lr)?;
+        if let Some(m) = self.momentum {
+            if !(0.0..1.0).contains(&m) {
+                return Err(Error::config("momentum", format!("{m} must be in [0, 1)")));
+            }
+        }
+        if self.l2 < 0.0 || self.weight_decay < 0.0 {
+            return Err(Error::config("l2", "l2 and weight_decay must be >= 0"));
+        }
+        if self.weight_decay > 0.0 && self.kind != OptimizerKind::AdamW {
+            return Err(Error::config(
+                "weight_decay",
+                format!("decoupled weight decay applies to adamw only; for {} use l2 (coupled)", self.kind.name()),
+            ));
+        }
+        for (k, b) in [("betas", self.betas.0), ("betas", self.betas.1), ("alpha", self.alpha)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::config(k, format!("{b} must be in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+
+    fn eps(&self) -> f64 {
+        self.eps.unwrap_or(if self.kind == OptimizerKind::Adagrad { 1e-10 } else { 1e-8 })
+    }
+
+    fn momentum(&self) -> f64 {
+        self.momentum.unwrap_or(if self.kind == OptimizerKind::Momentum { 0.9 } else { 0.0 })
+    }
+}
+
+/// An optimizer over a model's [`Param`]s.
+pub struct Optimizer {
+    cfg: OptimizerConfig,
+    params: Vec<Param>,
+    /// Per parameter: first and second state (velocity / moments / accumulators).
+    state: Vec<(Option<Tensor>, Option<Tensor>)>,
+    t: i32,
+}
+
+impl Optimizer {
+    /// Creates state for `params`.
+    pub fn new(cfg: OptimizerConfig, params: Vec<Param>) -> Result<Self> {
+        cfg.validate()?;
+        let state = params.iter().map(|_| (None, None)).collect();
+        Ok(Self { cfg, params, state, t: 0 })
+    }
+
+    /// Clears all gradients.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            p.tensor.zero_grad();
+        }
+    }
+
+    /// One update with learning rate `lr`.
+    pub fn step(&mut self, lr: f64) {
+        let _guard = tch::no_grad_guard();
+        self.t += 1;
+        let c = &self.cfg;
+        let (eps, mu) = (c.eps(), c.momentum());
+        for (p, (s1, s2)) in self.params.iter().zip(self.state.iter_mut()) {
+            let g = p.tensor.grad();
+            if !g.defined() {
+                continue;
+            }
+            let mut g = match &p.mask {
+                Some(m) => &g * m,
+                None => g.copy(),
+            };
+            if c.l2 > 0.0 {
+                g += &p.tensor * c.l2;
+            }
+            let mut w = p.tensor.shallow_clone();
+            match c.kind {
+                OptimizerKind::Sgd | OptimizerKind::Momentum if mu == 0.0 => w -= g * lr,
+                OptimizerKind::Sgd | OptimizerKind::Momentum => {
+                    // eq. 2.16: v = gamma v + lr g; w -= v.
+                    let v = s1.get_or_insert_with(|| g.zeros_like());
+                    *v *= mu;
+                    *v += g * lr;
+                    w -= &*v;
+                }
+                OptimizerKind::Adam | OptimizerKind::AdamW => {
+                    if c.kind == OptimizerKind::AdamW && c.weight_decay > 0.0 {
+                        w *= 1.0 - lr * c.weight_decay;
+                    }
+                    let (b1, b2) = c.betas;
+                    let m = s1.get_or_insert_with(|| g.zeros_like());
+                    *m *= b1;
+                    *m += &g * (1.0 - b1);
+                    let v = s2.get_or_insert_with(|| g.zeros_like());
+                    *v *= b2;
+                    *v += g.square() * (1.0 - b2);
+                    // eq. A.6 with the usual bias corrections 1 - beta^t.
+                    let mhat = &*m / (1.0 - b1.powi(self.t));
+                    let vhat = &*v / (1.0 - b2.powi(self.t));
+                    w -= mhat / (vhat.sqrt() + eps) * lr;
+                }
+                OptimizerKind::Adagrad => {
+                    // eq. 2.17: v += g^2; w -= lr g / sqrt(v + eps).
+                    let v = s1.get_or_insert_with(|| g.zeros_like());
+                    *v += g.square();
+                    w -= &g / (&*v + eps).sqrt() * lr;
+                }
+                OptimizerKind::RmsProp => {
+                    // eq. 2.17: v = gamma v + (1 - gamma) g^2; w -= lr g / sqrt(v + eps).
+                    let v = s1.get_or_insert_with(|| g.zeros_like());
+                    *v *= c.alpha;
+                    *v += g.square() * (1.0 - c.alpha);
+                    w -= &g / (&*v + eps).sqrt() * lr;
+                }
+            }
+            if let Some(m) = &p.mask {
+                w *= m;
+            }
+        }
+    }
+
+    /// The parameters being optimised.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+}

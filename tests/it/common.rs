@@ -1,0 +1,33 @@
+//! Shared helpers.
+use sparselab::data::{Dataset, DatasetConfig, SyntheticConfig};
+use sparselab::model::Model;
+use sparselab::train::{DeviceSpec, TrainConfig};
+use tch::Tensor;
+
+/// A small seeded synthetic dataset: 512 train / 128 test, 1x8x8, 4 classes.
+pub fn synthetic() -> Dataset {
+    let mut cfg = DatasetConfig::new("synthetic");
+    cfg.synthetic = SyntheticConfig { train: 512, test: 128, classes: 4, shape: [1, 8, 8], noise: 0.3, seed: 1 };
+    Dataset::load(&cfg).expect("synthetic data")
+}
+
+/// CPU training, 2 epochs, batch 64, no progress output.
+pub fn quick() -> TrainConfig {
+    TrainConfig { epochs: 2, batch_size: 64, device: DeviceSpec::Cpu, ..TrainConfig::default() }
+}
+
+/// All variables by name, copied to CPU.
+pub fn snapshot(m: &dyn Model) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = m.var_store().variables().into_iter().map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).copy())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Asserts two snapshots are bit-identical.
+pub fn assert_identical(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs");
+    }
+}

@@ -1,0 +1,8 @@
+//! sparselab's integration tests: one binary, one module per area.
+mod common;
+mod data;
+mod gradflow;
+mod model;
+mod stats;
+mod store;
+mod train;

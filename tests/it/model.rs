@@ -1,0 +1,88 @@
+//! Sparse layers and MLPs: exact counts, masks saved and loaded, skip connections.
+use sparselab::model::{Densities, Fan, MlpConfig, Mode, Model, SparseConv2dConfig, Density};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+#[test]
+fn sc_sdc_twin_active_counts_are_exact() {
+    // Dense twin 784-4x394-10 vs sparse 784-4x788-10 with the same per-layer counts.
+    let k = vec![784 * 394, 394 * 394, 394 * 394, 394 * 394, 394 * 10];
+    let cfg = MlpConfig { densities: Densities::Active(k.clone()), bias: false, ..MlpConfig::new(784, 10, 4, 788) };
+    let net = cfg.init(Device::Cpu).unwrap();
+    let layers = net.layers();
+    assert_eq!(layers.iter().map(|l| l.active).collect::<Vec<_>>(), k);
+    assert_eq!(layers.iter().map(|l| l.total).collect::<Vec<_>>(), vec![784 * 788, 788 * 788, 788 * 788, 788 * 788, 7880]);
+    assert_eq!(layers[1].density, 0.25);
+    // Stored weights are exactly zero off the mask.
+    for l in net.weight_layers() {
+        let off = (l.weight * (1.0 - l.mask) as tch::Tensor).abs().max().double_value(&[]);
+        assert_eq!(off, 0.0, "{}", l.name);
+    }
+    assert_eq!(net.params().len(), 5); // no biases
+}
+
+#[test]
+fn kaiming_fan_override_sets_active_weight_variance() {
+    // Sparse 788-wide layer drawing with the dense twin's fan-in 394 (SPEC 4).
+    let cfg = MlpConfig { densities: Densities::Uniform(0.25), fans: Some(vec![Fan::Value(394.0)]), bias: false, ..MlpConfig::new(788, 10, 1, 788) };
+    let net = cfg.init(Device::Cpu).unwrap();
+    let l = &net.linears()[0];
+    let active = l.weight.masked_select(&l.mask.to_kind(Kind::Bool));
+    let std = active.std(true).double_value(&[]);
+    assert!((std - (2.0f64 / 394.0).sqrt()).abs() < 0.002, "{std}");
+}
+
+#[test]
+fn masks_are_saved_and_loaded_with_the_model() {
+    let path = std::env::temp_dir().join(format!("sparselab-model-{}.safetensors", std::process::id()));
+    let cfg = MlpConfig { densities: Densities::Uniform(0.3), batch_norm: true, ..MlpConfig::new(20, 3, 2, 16) };
+    let a = MlpConfig { seed: 1, ..cfg.clone() }.init(Device::Cpu).unwrap();
+    a.save(&path).unwrap();
+    let mut b = MlpConfig { seed: 2, ..cfg }.init(Device::Cpu).unwrap();
+    assert!(!a.linears()[0].mask.equal(&b.linears()[0].mask));
+    b.load(&path).unwrap();
+    for (x, y) in a.linears().iter().zip(b.linears()) {
+        assert!(x.mask.equal(&y.mask) && x.weight.equal(&y.weight), "{}", x.name);
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn skip_connections_pair_hidden_layers_two_and_three() {
+    // depth 4: residual around hidden layers 2-3 (1-based); layer 4 unpaired.
+    let cfg = MlpConfig { skip: true, bias: false, ..MlpConfig::new(6, 3, 4, 5) };
+    let net = cfg.init(Device::Cpu).unwrap();
+    let x = Tensor::randn([7, 6], (Kind::Float, Device::Cpu));
+    let w: Vec<&Tensor> = net.linears().iter().map(|l| &l.weight).collect();
+    let h1 = x.matmul(&w[0].tr()).relu();
+    let h2 = h1.matmul(&w[1].tr()).relu();
+    let h3 = (h2.matmul(&w[2].tr()) + &h1).relu();
+    let h4 = h3.matmul(&w[3].tr()).relu();
+    let want = h4.matmul(&w[4].tr());
+    let got = net.forward(&x, Mode::Eval).unwrap();
+    assert!(got.allclose(&want, 1e-6, 1e-6, false));
+}
+
+#[test]
+fn config_errors_name_key_value_and_range() {
+    let e = |c: MlpConfig| c.init(Device::Cpu).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(e(MlpConfig { densities: Densities::Uniform(0.0), ..MlpConfig::new(4, 2, 1, 3) }), "density: fc1: 0 is outside (0, 1]");
+    assert_eq!(e(MlpConfig { densities: Densities::PerLayer(vec![0.5; 3]), ..MlpConfig::new(4, 2, 1, 3) }), "density: 3 entries given, the MLP has 2 weight layers (depth + 1)");
+    assert_eq!(e(MlpConfig { dropout: 1.0, ..MlpConfig::new(4, 2, 1, 3) }), "dropout: 1 must be in [0, 1)");
+    assert!(e(MlpConfig { activation: "swishh".into(), ..MlpConfig::new(4, 2, 1, 3) }).starts_with("unknown activation \"swishh\" (did you mean \"swish\"?)"));
+}
+
+#[test]
+fn sparse_conv_forward_backward_keeps_mask() {
+    let vs = VarStore::new(Device::Cpu);
+    let conv = SparseConv2dConfig::new(3, 8, 3).with_density(Density::Fraction(0.2)).init(&(vs.root() / "conv1"), 0, 0).unwrap();
+    assert_eq!(sparselab::model::mask_count(&conv.mask), (0.2f64 * 216.0).round() as i64);
+    let x = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let y = conv.forward(&x).unwrap();
+    assert_eq!(y.size(), vec![2, 8, 8, 8]);
+    y.sum(Kind::Float).backward();
+    // The gradient reaches masked positions too (it is G_l, report 3.2.2) ...
+    let g = conv.weight.grad();
+    assert!((&g * (1.0 - &conv.mask) as Tensor).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    let e = conv.forward(&Tensor::randn([2, 4, 8, 8], (Kind::Float, Device::Cpu))).unwrap_err().to_string();
+    assert!(e.starts_with("conv1: "), "{e}");
+}
