@@ -42,10 +42,44 @@ enum Command {
     Repl,
     /// Print the script API reference (Markdown).
     Doc,
+    /// Jupyter kernel: `kernel install [--user|--sys-prefix|--prefix P]`, `kernel uninstall`,
+    /// or `kernel --connection-file F` (what Jupyter launches).
+    Kernel {
+        #[command(subcommand)]
+        action: Option<KernelAction>,
+        /// Connection file given by Jupyter.
+        #[arg(long)]
+        connection_file: Option<PathBuf>,
+    },
     /// Versions, devices, threads and where data is looked for.
     Info,
     /// Train one MLP and print its history (no script needed).
     Train(sparselab::cli::TrainArgs),
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Write the kernelspec "sparselab (Rhai)" (default: --user).
+    Install {
+        /// ~/.local/share/jupyter/kernels.
+        #[arg(long)]
+        user: bool,
+        /// The active Python environment's share/jupyter/kernels.
+        #[arg(long)]
+        sys_prefix: bool,
+        /// PREFIX/share/jupyter/kernels.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+    },
+    /// Remove the kernelspec.
+    Uninstall {
+        /// As for install.
+        #[arg(long)]
+        sys_prefix: bool,
+        /// As for install.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,7 +90,9 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    install_interrupt_handler();
+    if !matches!(cli.command, Command::Kernel { .. }) {
+        install_interrupt_handler();
+    }
     match run(cli) {
         Ok(code) if sparselab::cancel::requested() => {
             eprintln!("interrupted: finished work is kept");
@@ -80,6 +116,27 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Info => println!("{}", sparselab::cli::info()),
         Command::Train(a) => println!("{}", sparselab::cli::train_cmd(&a)?),
         Command::Doc => print!("{}", sparselab::script::api_markdown()),
+        Command::Kernel { action, connection_file } => {
+            use sparselab::kernel::{install, uninstall, InstallTarget};
+            let target = |sys: bool, prefix: Option<PathBuf>| match (sys, prefix) {
+                (_, Some(p)) => InstallTarget::Prefix(p),
+                (true, None) => InstallTarget::SysPrefix,
+                _ => InstallTarget::User,
+            };
+            match (action, connection_file) {
+                (Some(KernelAction::Install { user: _, sys_prefix, prefix }), _) => {
+                    let exe = std::env::current_exe()?;
+                    let dir = install(target(sys_prefix, prefix), &exe)?;
+                    println!("installed kernelspec sparselab (Rhai) in {}", dir.display());
+                }
+                (Some(KernelAction::Uninstall { sys_prefix, prefix }), _) => match uninstall(target(sys_prefix, prefix))? {
+                    Some(d) => println!("removed {}", d.display()),
+                    None => println!("no sparselab kernelspec installed there"),
+                },
+                (None, Some(f)) => sparselab::notebook::run_kernel(&f)?,
+                (None, None) => anyhow::bail!("--set: kernel needs install, uninstall or --connection-file F"),
+            }
+        }
         Command::Repl => sparselab::cli::repl()?,
         Command::Run { file, sets, out, fresh, shard } => match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
             Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),

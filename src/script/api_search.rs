@@ -118,7 +118,7 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
     o.finish()?;
     let cfg = SnasConfig { space, uniform, samples, d_min, asha, budget, objective, validation, train, seed };
     let report = |t: &crate::experiment::Trial| {
-        eprintln!("trial {:>3}: score {:.4}  active {:>9}  {}{}", t.id, t.score, t.active, if t.stopped { "stopped" } else { "finished" }, t.rung.map(|r| format!(" (rung {r})")).unwrap_or_default());
+        crate::log::line(&format!("trial {:>3}: score {:.4}  active {:>9}  {}{}", t.id, t.score, t.active, if t.stopped { "stopped" } else { "finished" }, t.rung.map(|r| format!(" (rung {r})")).unwrap_or_default()));
     };
     let result = match search {
         Some(s) if s.is::<FnPtr>() => {

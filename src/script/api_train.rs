@@ -81,11 +81,11 @@ fn train_script(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) 
                     model.load(&weights)?;
                 }
                 net.1.borrow_mut().trained_by.push(r.key.clone());
-                eprintln!("reused {} from the store ({})", model.describe(), r.key);
+                crate::log::line(&format!("reused {} from the store ({})", model.describe(), r.key));
                 return Ok(RunHandle(Rc::new(r.run)));
             }
             crate::results::Lookup::OtherShard => {
-                eprintln!("skipped {}: another shard's run", model.describe());
+                crate::log::line(&format!("skipped {}: another shard's run", model.describe()));
                 return Ok(RunHandle(Rc::new(RunResult::skipped())));
             }
             crate::results::Lookup::Train => {}

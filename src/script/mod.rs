@@ -1,11 +1,11 @@
 //! Rhai scripting: the engine, its API registration (thin bindings over the library,
 //! STYLE rule 1), `--set` overrides, error positions and run manifests.
-mod api_data;
+pub mod api_data;
 mod api_experiment;
 mod api_search;
-mod api_model;
+pub mod api_model;
 mod api_plot;
-mod api_train;
+pub mod api_train;
 mod config;
 mod docs;
 mod overrides;
@@ -78,6 +78,8 @@ pub fn engine(ctx: Rc<Context>) -> Engine {
     engine.set_max_expr_depths(256, 256);
     // Ctrl-C / notebook interrupt stops a running script between statements.
     engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted".into()));
+    engine.register_fn("assert", |ok: bool| -> RhaiResult<()> { if ok { Ok(()) } else { Err("assertion failed".into()) } });
+    engine.register_fn("assert", |ok: bool, msg: &str| -> RhaiResult<()> { if ok { Ok(()) } else { Err(format!("assertion failed: {msg}").into()) } });
     api_data::register(&mut engine, &ctx);
     api_model::register(&mut engine, &ctx);
     api_train::register(&mut engine, &ctx);
@@ -111,4 +113,22 @@ pub fn display_value(engine: &Engine, v: &rhai::Dynamic) -> String {
         Err(_) => return v.to_string(),
     };
     engine.call_fn::<String>(&mut rhai::Scope::new(), &ast, "show", (v.clone(),)).unwrap_or_else(|_| v.to_string())
+}
+
+/// Text of library objects (tables and summaries), or `None` for plain Rhai values.
+pub fn plain_text(v: &rhai::Dynamic) -> Option<String> {
+    if let Some(f) = v.read_lock::<crate::results::Frame>() {
+        return Some(f.to_string());
+    }
+    if let Some(r) = v.read_lock::<api_train::RunHandle>() {
+        return Some(r.0.summary());
+    }
+    if let Some(m) = v.read_lock::<api_model::ModelHandle>() {
+        let m = m.0.borrow();
+        return Some(format!("{}\n{}", m.describe(), crate::model::layer_table(&m.layers())));
+    }
+    if let Some(d) = v.read_lock::<api_data::DataHandle>() {
+        return Some(d.0.to_string());
+    }
+    None
 }

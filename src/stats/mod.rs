@@ -23,25 +23,44 @@ pub use wilcoxon::{wilcoxon, WilcoxonOptions, WilcoxonResult};
 pub enum StatsError {
     /// The two paired samples have different lengths.
     #[error("paired samples differ in length: x has {x} values, y has {y}")]
-    LengthMismatch { x: usize, y: usize },
+    LengthMismatch {
+        /// Length of x.
+        x: usize,
+        /// Length of y.
+        y: usize,
+    },
     /// Too few usable observations (for Wilcoxon: after dropping zero differences).
     #[error("{test} needs at least {needed} usable observation(s), got {got}")]
     TooFewObservations {
+        /// The test.
         test: &'static str,
+        /// Observations needed.
         needed: usize,
+        /// Observations given.
         got: usize,
     },
     /// A NaN was found in an input (or a difference `x - y` is NaN, e.g. `inf - inf`).
     #[error("NaN in {which} at index {index}")]
-    NaN { which: &'static str, index: usize },
+    NaN {
+        /// Which input.
+        which: &'static str,
+        /// Index of the NaN.
+        index: usize,
+    },
     /// Kendall's tau-b is undefined when one sample is constant (its denominator is zero).
     #[error("{which} is constant, so Kendall's tau-b is undefined")]
-    ConstantInput { which: &'static str },
+    ConstantInput {
+        /// Which input.
+        which: &'static str,
+    },
     /// An option string that names no known variant.
     #[error("unknown {kind} '{value}'; valid values are: {valid}")]
     UnknownOption {
+        /// The option.
         kind: &'static str,
+        /// The value given.
         value: String,
+        /// The valid values.
         valid: &'static str,
     },
 }

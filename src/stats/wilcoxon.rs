@@ -16,8 +16,11 @@ const AUTO_EXACT_MAX_N: usize = 50;
 /// Options for [`wilcoxon`]. Default: `Greater`, `Wilcox`, `Auto` (SPEC §6: sparse > dense).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WilcoxonOptions {
+    /// Alternative hypothesis.
     pub alternative: Alternative,
+    /// Treatment of zero differences.
     pub zero_method: ZeroMethod,
+    /// Exact, normal approximation, or automatic.
     pub method: Method,
 }
 
@@ -42,7 +45,9 @@ pub struct WilcoxonResult {
     /// p-value for `alternative`, in [0, 1].
     pub p_value: f64,
     /// Method actually used: `Exact` or `Approx`, never `Auto`.
+    /// Exact, normal approximation, or automatic.
     pub method: Method,
+    /// Alternative hypothesis.
     pub alternative: Alternative,
     /// Median of all paired differences x - y, zeros included.
     pub median_diff: f64,

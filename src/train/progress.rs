@@ -13,7 +13,7 @@ impl Progress {
         if !enabled {
             return Progress::Off;
         }
-        if !std::io::stderr().is_terminal() {
+        if crate::log::has_sink() || !std::io::stderr().is_terminal() {
             return Progress::Lines { epochs };
         }
         let bar = ProgressBar::new((epochs * batches) as u64);
@@ -34,7 +34,7 @@ impl Progress {
         match self {
             Progress::Off => {}
             Progress::Bar(b) => b.set_message(format!("epoch {}: {msg}", epoch + 1)),
-            Progress::Lines { epochs } => eprintln!("epoch {}/{epochs}  {msg}", epoch + 1),
+            Progress::Lines { epochs } => crate::log::line(&format!("epoch {}/{epochs}  {msg}", epoch + 1)),
         }
     }
 

@@ -3,6 +3,7 @@ mod common;
 mod data;
 mod gradflow;
 mod model;
+mod script;
 mod stats;
 mod store;
 mod train;

@@ -21,6 +21,11 @@ _ASSETS = Path(__file__).resolve().parents[2] / "assets" / "kernel"
 
 
 def _install_kernelspec(prefix: Path, binary: str) -> Path:
+    # The real installer, as a user runs it: `sparselab kernel install --prefix P`.
+    import subprocess
+    r = subprocess.run([binary, "kernel", "install", "--prefix", str(prefix)], capture_output=True, text=True)
+    if r.returncode == 0:
+        return prefix / "share" / "jupyter" / "kernels" / "sparselab"
     kdir = prefix / "share" / "jupyter" / "kernels" / "sparselab"
     kdir.mkdir(parents=True, exist_ok=True)
     spec = {

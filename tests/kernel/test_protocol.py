@@ -18,7 +18,13 @@ from jupyter_client.session import Session
 if not os.environ.get("SPARSELAB_KERNEL_BIN"):
     pytest.skip("SPARSELAB_KERNEL_BIN is not set", allow_module_level=True)
 
-LONG_CELL = os.environ.get("SPARSELAB_KERNEL_LONG_CELL", "sleep_ms(20000)")
+LONG_CELL = os.environ.get(
+    "SPARSELAB_KERNEL_LONG_CELL",
+    # sparselab: a training run of many minutes; the interrupt must stop it between batches.
+    'let d = dataset("synthetic", #{ train: 20000, test: 100 });\n'
+    'let n = mlp(d, #{ depth: 4, width: 256 });\n'
+    'let r = train(n, d, #{ epochs: 1000, progress: false });',
+)
 PANIC_CELL = os.environ.get("SPARSELAB_KERNEL_PANIC_CELL", "")
 TIMEOUT = 15
 
@@ -135,6 +141,7 @@ def test_interrupt_long_cell_keeps_state(kernel):
     outputs = iopub_until_idle(kc, msg_id)
     errors = [m for m in outputs if m["msg_type"] == "error"]
     assert len(errors) == 1, [m["msg_type"] for m in outputs]
+    assert errors[0]["content"]["ename"] == "Interrupted", errors[0]["content"]
     reply, outputs = execute(kc, "survivor + 1")
     assert reply["content"]["status"] == "ok"
     results = [m for m in outputs if m["msg_type"] == "execute_result"]

@@ -1,0 +1,106 @@
+//! sparselab in Jupyter: the kernel's executor hooks (full script API, rich display
+//! of DataFrames and charts, progress streamed into the cell) and the evcxr display
+//! convention for Rust notebooks.
+use crate::kernel::{MimeBundle, Output, RhaiHooks};
+use crate::plot::Chart;
+use crate::results::Frame;
+use crate::script::{add_module_resolvers, engine, Context, API};
+use base64::Engine as _;
+use rhai::Dynamic;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Rows of a DataFrame shown inline.
+const HTML_ROWS: usize = 50;
+
+/// A DataFrame as `text/html` + `text/plain`.
+pub fn frame_mime(f: &Frame) -> MimeBundle {
+    let mut b = MimeBundle::new();
+    b.insert("text/html".into(), f.to_html(HTML_ROWS).into());
+    b.insert("text/plain".into(), f.to_string().into());
+    b
+}
+
+/// A chart as `image/png` (base64) + `image/svg+xml` + a `text/plain` fallback.
+pub fn chart_mime(c: &Chart) -> MimeBundle {
+    let mut b = MimeBundle::new();
+    if let Ok(png) = c.to_png() {
+        b.insert("image/png".into(), base64::engine::general_purpose::STANDARD.encode(png).into());
+    }
+    if let Ok(svg) = c.to_svg() {
+        b.insert("image/svg+xml".into(), svg.into());
+    }
+    b.insert("text/plain".into(), format!("Chart {}x{}", c.size().0, c.size().1).into());
+    b
+}
+
+/// Rich representation of a script value; library objects use their table/summary text.
+pub fn to_mime(v: &Dynamic) -> Option<MimeBundle> {
+    if v.is_unit() {
+        return None;
+    }
+    if let Some(f) = v.read_lock::<Frame>() {
+        return Some(frame_mime(&f));
+    }
+    if let Some(c) = v.read_lock::<Chart>() {
+        return Some(chart_mime(&c));
+    }
+    let text = crate::script::plain_text(v).unwrap_or_else(|| v.to_string());
+    let mut b = MimeBundle::new();
+    b.insert("text/plain".into(), text.into());
+    Some(b)
+}
+
+/// Executor hooks for the sparselab kernel: the whole script API, writing into
+/// `runs/notebook/` (relative to the notebook's directory).
+pub fn hooks(interrupt: Arc<AtomicBool>) -> RhaiHooks {
+    let docs = API.iter().map(|d| (d.name.to_string(), d.signature.to_string(), d.doc.to_string())).collect();
+    let mut keys: Vec<String> = API.iter().flat_map(|d| d.options.iter().map(|o| o.0.to_string())).filter(|k| !k.contains(' ') && k != "...").collect();
+    keys.sort();
+    keys.dedup();
+    RhaiHooks {
+        engine: Box::new(|out: Rc<dyn Output>| {
+            let sink = out.clone();
+            crate::log::set_sink(Rc::new(move |line: &str| sink.stream("stderr", &format!("{line}\n"))));
+            let mut e = engine(Context::new("runs/notebook", false));
+            add_module_resolvers(&mut e, std::path::Path::new("."));
+            e
+        }),
+        to_mime: Box::new(to_mime),
+        docs,
+        option_keys: keys,
+        interrupt,
+    }
+}
+
+/// Runs the kernel for `connection_file` (what `jupyter` launches).
+pub fn run_kernel(connection_file: &std::path::Path) -> anyhow::Result<()> {
+    let flag = crate::cancel::handle();
+    let exec_flag = flag.clone();
+    crate::kernel::run(connection_file, flag, move || Box::new(crate::kernel::RhaiExecutor::new(hooks(exec_flag))))
+}
+
+/// In the evcxr Rust kernel a DataFrame renders as an HTML table.
+impl evcxr_runtime::Display for Frame {
+    fn evcxr_display(&self) {
+        evcxr_runtime::mime_type("text/html").text(self.to_html(HTML_ROWS));
+    }
+}
+
+/// In the evcxr Rust kernel a chart renders as a PNG image.
+impl evcxr_runtime::Display for Chart {
+    fn evcxr_display(&self) {
+        if let Ok(png) = self.to_png() {
+            evcxr_runtime::mime_type("image/png").bytes(&png);
+        }
+    }
+}
+
+/// For Rust notebooks (evcxr): runs Rhai code with the full script API and returns
+/// the value of its last expression as text.
+pub fn rhai(code: &str) -> Result<String, String> {
+    let mut e = engine(Context::new("runs/notebook", false));
+    add_module_resolvers(&mut e, std::path::Path::new("."));
+    e.eval::<Dynamic>(code).map(|v| crate::script::plain_text(&v).unwrap_or_else(|| v.to_string())).map_err(|err| err.to_string())
+}

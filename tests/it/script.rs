@@ -1,0 +1,120 @@
+//! The script layer: documented examples run, docs are current, errors are exact,
+//! imports resolve, --set overrides, manifests record the run.
+use serde_json::Value;
+use sparselab::script::{add_module_resolvers, api_markdown, engine, Context, API};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sparselab");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripts").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sparselab-script-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Runs a fixture; returns (exit code, stdout, stderr).
+fn run(name: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tmp(name);
+    let o = Command::new(BIN).arg("run").arg(fixture(name)).arg("--out").arg(&out).args(args).output().unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+#[test]
+fn every_documented_example_runs() {
+    for doc in API {
+        let out = tmp(&format!("example-{}", doc.name.replace([' ', '/'], "_")));
+        let mut e = engine(Context::new(&out, false));
+        add_module_resolvers(&mut e, Path::new("."));
+        if let Err(err) = e.run(doc.example) {
+            panic!("example of {} failed: {err}\n{}", doc.name, doc.example);
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+#[test]
+fn committed_api_reference_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/script-api.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == api_markdown(), "docs/script-api.md is stale: run `cargo run --release -- doc > docs/script-api.md`");
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_and_what_is_valid() {
+    let cases = [
+        ("unknown_key.rhai", "unknown_key.rhai:3:1: optimiser: unknown option for train (did you mean \"optimizer\"?); valid: "),
+        ("wrong_type.rhai", "wrong_type.rhai:3:1: lr: expected a number, got \"fast\" (string)"),
+        ("bad_density.rhai", "bad_density.rhai:2:11: density: fc1: 1.5 is outside (0, 1]"),
+        ("unknown_optimizer.rhai", "unknown_optimizer.rhai:3:1: unknown optimizer \"adamm\" (did you mean \"adam\"?); valid: sgd, momentum, adam, adamw, adagrad, rmsprop"),
+        ("unknown_activation.rhai", "unknown_activation.rhai:2:11: unknown activation \"relux\" (did you mean \"relu\"?); valid: relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu"),
+        ("escape_path.rhai", "escape_path.rhai:2:3: path: \"../escape.csv\" must be relative and inside the run directory"),
+    ];
+    for (file, want) in cases {
+        let (code, _, err) = run(file, &[]);
+        assert_eq!(code, 1, "{file}: {err}");
+        assert!(err.contains(want), "{file}: expected {want:?} in\n{err}");
+    }
+}
+
+#[test]
+fn syntax_errors_point_at_line_and_column_with_an_excerpt() {
+    let (code, _, err) = run("syntax_error.rhai", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("syntax_error.rhai:2:9: "), "{err}");
+    assert!(err.contains("   2 | let x = ;\n"), "{err}");
+    assert!(err.contains("       |         ^") || err.contains("           ^"), "{err}");
+}
+
+#[test]
+fn imports_resolve_from_the_script_dir_then_the_embedded_stdlib() {
+    let (code, out, err) = run("imports.rhai", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "local 42\ngrid 4\n");
+}
+
+#[test]
+fn set_overrides_top_level_constants() {
+    let (code, out, _) = run("overrides.rhai", &["--set", "epochs=2", "--set", "name=\"fast\""]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "epochs=2 name=fast\n");
+    let (code, _, err) = run("overrides.rhai", &["--set", "epochz=2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no top-level `const epochz = ...;` in the script; definable: epochs, name"), "{err}");
+}
+
+#[test]
+fn manifest_records_script_sets_versions_seeds_and_times() {
+    let out = tmp("manifest");
+    let o = Command::new(BIN).args(["run"]).arg(fixture("manifest.rhai")).arg("--out").arg(&out).args(["--set", "seed=7"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "ok");
+    assert_eq!(m["sets"], serde_json::json!(["seed=7"]));
+    assert_eq!(m["seeds"], serde_json::json!([7]));
+    assert_eq!(m["devices"], serde_json::json!(["cpu"]));
+    assert_eq!(m["sparselab"], sparselab::version());
+    assert!(m["script_text"].as_str().unwrap().starts_with("const seed = 7;\n"));
+    assert_eq!(m["script_sha256"].as_str().unwrap().len(), 64);
+    assert!(m["libtorch"].as_str().unwrap().starts_with("2.11.0"));
+    assert!(m["started"].as_str().unwrap().ends_with('Z') && m["ended"].as_str().unwrap() >= m["started"].as_str().unwrap());
+    assert!(out.join("history.csv").exists());
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn check_validates_without_writing_and_usage_errors_exit_2() {
+    let o = Command::new(BIN).args(["check"]).arg(fixture("manifest.rhai")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(BIN).args(["check"]).arg(fixture("bad_density.rhai")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = Command::new(BIN).args(["run", "--no-such-flag"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(BIN).args(["run", "/no/such/script.rhai"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
