@@ -76,11 +76,28 @@ fn mlp(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
     Ok(ModelHandle::new(cfg.init(tch::Device::Cpu)?, serde_json::to_value(&cfg).unwrap_or_default()))
 }
 
+fn cnn(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
+    let mut o = Opts::new("cnn", opts);
+    let cfg = crate::model::CnnConfig {
+        densities: o.f64_or_list("density")?.unwrap_or_else(|| vec![1.0]),
+        dropout: o.f64_in("dropout", 0.0, 0.0, 0.99)?,
+        seed: o.usize("seed", 0)? as u64,
+        ..crate::model::CnnConfig::new(&o.string("arch", "resnet32")?, data.0.shape[0], data.0.classes as i64)
+    };
+    o.finish()?;
+    let [_, h, w] = data.0.shape;
+    if (h, w) != (32, 32) {
+        return Err(Error::config("arch", format!("{} expects 32x32 images, {} has {h}x{w}", cfg.arch, data.0.name)));
+    }
+    Ok(ModelHandle::new(cfg.init(tch::Device::Cpu)?, serde_json::to_value(&cfg).unwrap_or_default()))
+}
+
 /// Registers `mlp` and model methods (`layers`, `describe`, `save`, `load`).
 pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_type_with_name::<ModelHandle>("Model");
     engine.register_fn("mlp", |d: &mut DataHandle, opts: Map| mlp(d, opts).map_err(rt));
     engine.register_fn("mlp", |d: &mut DataHandle| mlp(d, Map::new()).map_err(rt));
+    engine.register_fn("cnn", |d: &mut DataHandle, opts: Map| cnn(d, opts).map_err(rt));
     engine.register_fn("layers", |m: &mut ModelHandle| -> RhaiResult<Frame> { layers_frame(&m.0.borrow().layers()).map_err(rt) });
     engine.register_fn("describe", |m: &mut ModelHandle| m.0.borrow().describe());
     engine.register_fn("to_string", |m: &mut ModelHandle| {

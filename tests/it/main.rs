@@ -4,6 +4,7 @@ mod data;
 mod gradflow;
 mod model;
 mod script;
+mod scripts;
 mod stats;
 mod store;
 mod train;
