@@ -9,11 +9,22 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    // Recorded in every run manifest.
+    let commit = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    println!("cargo:rustc-env=SPARSELAB_GIT_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
         return; // tch's build script reports the missing libtorch itself
     };
     let libtorch = PathBuf::from(libtorch);
-    let lib = std::fs::canonicalize(&libtorch).unwrap_or(libtorch).join("lib");
+    let root = std::fs::canonicalize(&libtorch).unwrap_or(libtorch);
+    // The PyPI wheel's version (e.g. 2.11.0+cu130), for `sparselab info` and manifests.
+    if let Ok(v) = std::fs::read_to_string(root.join("version.py")) {
+        if let Some(ver) = v.lines().find(|l| l.starts_with("__version__")).and_then(|l| l.split('\'').nth(1)) {
+            println!("cargo:rustc-env=SPARSELAB_LIBTORCH_VERSION={ver}");
+        }
+    }
+    let lib = root.join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-L{}", lib.display());

@@ -11,7 +11,8 @@ pub fn info() -> String {
     let _ = writeln!(s, "sparselab {}", crate::version());
     let _ = writeln!(s, "libtorch  {} (tch 0.24.0)", libtorch_version());
     let cuda = tch::Cuda::is_available();
-    let _ = writeln!(s, "CUDA      {}", if cuda { format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn()) } else if tch::utils::has_cuda() { "built with CUDA, no device visible".to_string() } else { "not built in".to_string() });
+    let linked = cuda_linked();
+    let _ = writeln!(s, "CUDA      {}", if cuda { format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn()) } else if linked { "libtorch_cuda linked, no CUDA device visible on this machine".to_string() } else { "libtorch_cuda NOT linked: this build can only use the CPU".to_string() });
     let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
     let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
     let _ = writeln!(s, "data      searched in order (bundled Fashion-MNIST subset is the fallback):");
@@ -25,14 +26,15 @@ pub fn info() -> String {
     s
 }
 
-/// The libtorch version string, read from the library at run time where possible.
+/// The libtorch version this binary was built against (the PyPI wheel's, e.g. `2.11.0+cu130`).
 pub fn libtorch_version() -> String {
-    // The PyPI wheel records its version beside the library.
-    let from_file = std::env::var("LIBTORCH").ok().and_then(|p| std::fs::read_to_string(std::path::Path::new(&p).join("version.py")).ok());
-    if let Some(v) = from_file.and_then(|t| t.lines().find(|l| l.starts_with("__version__")).map(|l| l.split('\'').nth(1).unwrap_or("").to_string())) {
-        return v;
-    }
-    "2.11.0 (expected by tch 0.24.0)".to_string()
+    option_env!("SPARSELAB_LIBTORCH_VERSION").unwrap_or("2.11.0").to_string()
+}
+
+/// Whether libtorch_cuda is loaded into this process (it is linked with
+/// --no-as-needed; without it CUDA never initialises).
+pub fn cuda_linked() -> bool {
+    std::fs::read_to_string("/proc/self/maps").map(|m| m.contains("libtorch_cuda.so")).unwrap_or(false)
 }
 
 /// Arguments of `sparselab train`.

@@ -1,6 +1,6 @@
 //! Sparse 2-D convolution: a dense kernel with a fixed 0/1 mask, masked entries held at 0.0.
 use super::linear::{resolve_fan, Fan};
-use super::mask::{kaiming_normal, random_mask, Density};
+use super::mask::{masked_weight, Density};
 use crate::error::{Error, Result};
 use tch::{nn, Tensor};
 
@@ -59,11 +59,7 @@ impl SparseConv2dConfig {
         let numel: i64 = shape.iter().product();
         let k = self.density.active(numel, &name)?;
         let fan = resolve_fan(self.fan, self.input * self.kernel * self.kernel, k, self.output);
-        let mask_values = random_mask(&shape, k, seed, layer);
-        let w = kaiming_normal(&shape, fan, seed, layer)? * &mask_values;
-        let weight = path.f_var_copy("weight", &w)?;
-        let mask = path.f_zeros_no_train("mask", &shape)?;
-        tch::no_grad(|| mask.shallow_clone().copy_(&mask_values));
+        let (weight, mask) = masked_weight(path, &shape, k, fan, seed, layer)?;
         let bias = if self.bias { Some(path.f_zeros("bias", &[self.output])?) } else { None };
         Ok(SparseConv2d { name, weight, mask, bias, stride: self.stride, padding: self.padding })
     }

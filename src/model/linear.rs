@@ -1,5 +1,5 @@
 //! Sparse linear layer: a dense weight with a fixed 0/1 mask, masked entries held at 0.0.
-use super::mask::{count, kaiming_normal, random_mask, Density};
+use super::mask::{count, masked_weight, Density};
 use crate::error::{Error, Result};
 use tch::{nn, Tensor};
 
@@ -68,11 +68,7 @@ impl SparseLinearConfig {
         let shape = [self.output, self.input];
         let k = self.density.active(self.output * self.input, &name)?;
         let fan = resolve_fan(self.fan, self.input, k, self.output);
-        let mask_values = random_mask(&shape, k, seed, layer);
-        let w = kaiming_normal(&shape, fan, seed, layer)? * &mask_values;
-        let weight = path.f_var_copy("weight", &w)?;
-        let mask = path.f_zeros_no_train("mask", &shape)?;
-        tch::no_grad(|| mask.shallow_clone().copy_(&mask_values));
+        let (weight, mask) = masked_weight(path, &shape, k, fan, seed, layer)?;
         let bias = if self.bias { Some(path.f_zeros("bias", &[self.output])?) } else { None };
         Ok(SparseLinear { name, weight, mask, bias })
     }

@@ -56,6 +56,18 @@ pub fn kaiming_normal(shape: &[i64], fan: f64, seed: u64, layer: u64) -> Result<
     Ok(Tensor::from_slice(&values).view(shape))
 }
 
+/// Creates a layer's masked weight and its mask under `path` (`weight`, a trainable
+/// variable zero where masked, and `mask`, a non-trainable variable saved with the
+/// model), drawing both from the `(seed, layer)` streams.
+pub fn masked_weight(path: &tch::nn::Path, shape: &[i64], k: i64, fan: f64, seed: u64, layer: u64) -> Result<(Tensor, Tensor)> {
+    let mask_values = random_mask(shape, k, seed, layer);
+    let w = kaiming_normal(shape, fan, seed, layer)? * &mask_values;
+    let weight = path.f_var_copy("weight", &w)?;
+    let mask = path.f_zeros_no_train("mask", shape)?;
+    tch::no_grad(|| mask.shallow_clone().copy_(&mask_values));
+    Ok((weight, mask))
+}
+
 /// Active count of a 0/1 mask.
 pub fn count(mask: &Tensor) -> i64 {
     mask.sum(Kind::Int64).int64_value(&[])

@@ -12,7 +12,7 @@ mod resnet;
 pub use activation::{Activation, ACTIVATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
 pub use linear::{Fan, SparseLinear, SparseLinearConfig};
-pub use mask::{count as mask_count, kaiming_normal, random_mask, Density};
+pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
 pub use mlp::{Densities, Mlp, MlpConfig};
 pub use norm::BatchNorm;
 pub use resnet::{Cnn, CnnConfig, CNNS};

@@ -86,3 +86,13 @@ fn sparse_conv_forward_backward_keeps_mask() {
     let e = conv.forward(&Tensor::randn([2, 4, 8, 8], (Kind::Float, Device::Cpu))).unwrap_err().to_string();
     assert!(e.starts_with("conv1: "), "{e}");
 }
+
+/// Regression: rustc's --as-needed dropped libtorch_cuda (nothing references it),
+/// so CUDA never initialised; build.rs forces it in.
+#[test]
+fn libtorch_cuda_is_linked_into_the_binary() {
+    let info = std::process::Command::new(env!("CARGO_BIN_EXE_sparselab")).arg("info").output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(!text.contains("NOT linked"), "{text}");
+    assert!(text.contains("libtorch  2.11.0"), "{text}");
+}
