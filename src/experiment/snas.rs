@@ -5,7 +5,8 @@ use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{CnnConfig, Densities, MlpConfig, Model};
 use crate::search::{pareto_front, project_to_budget_with_floor, Asha, AshaConfig, Decision, Observation, Searcher};
-use crate::train::{evaluate, train_with, Control, EpochRecord, RunResult, TrainConfig};
+use crate::results::{dataset_identity, train_identity, Lookup, Store};
+use crate::train::{evaluate, train_with, Control, Ended, EpochRecord, RunResult, TrainConfig};
 
 /// The model family searched over.
 #[derive(Clone, Debug)]
@@ -23,6 +24,13 @@ impl Space {
             Space::Mlp(c) => c.shapes().iter().map(|[o, i]| (o * i) as u64).collect(),
             Space::Cnn(c) => CnnConfig { densities: vec![1.0], ..c.clone() }.init(tch::Device::Cpu)?.layers().iter().map(|l| l.total as u64).collect(),
         })
+    }
+
+    fn identity(&self) -> serde_json::Value {
+        match self {
+            Space::Mlp(c) => serde_json::json!({ "mlp": c }),
+            Space::Cnn(c) => serde_json::json!({ "cnn": c }),
+        }
     }
 
     fn build(&self, densities: &[f64], seed: u64) -> Result<Box<dyn Model>> {
@@ -123,10 +131,16 @@ pub struct SnasResult {
 /// Runs the search. `searcher` proposes vectors of length 1 (uniform) or the layer
 /// count; `on_trial` sees each finished trial (progress, persistence).
 ///
+/// With a `store`, each finished trial is recorded; a rerun proposes the same
+/// candidates (searchers are deterministic given their seed and history), reuses
+/// the stored trials, replays ASHA from their stored scores, and continues where
+/// the search stopped. The best model is retrained if it came from the store
+/// (training is deterministic on CPU).
+///
 /// # Errors
 /// Bad settings, an impossible budget, training failures; interrupted searches
 /// return [`Error::Interrupted`].
-pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
+pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store: Option<&Store>, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
     if cfg.samples == 0 {
         return Err(Error::config("samples", "0 must be >= 1"));
     }
@@ -139,11 +153,25 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut o
     };
     let mut history: Vec<Observation> = Vec::new();
     let mut trials: Vec<Trial> = Vec::new();
-    let mut best: Option<(usize, Box<dyn Model>)> = None;
+    let mut best: Option<(usize, Option<Box<dyn Model>>)> = None;
+    let search_id = serde_json::json!({
+        "kind": "snas_trial", "data": dataset_identity(data), "space": cfg.space.identity(), "uniform": cfg.uniform,
+        "d_min": cfg.d_min, "validation": cfg.validation, "seed": cfg.seed,
+        "asha": cfg.asha.map(|a| (a.grace_period, a.reduction_factor)), "budget": (cfg.budget.max_density, cfg.budget.max_active),
+        "objective": format!("{:?}", cfg.objective), "train": train_identity(&cfg.train),
+    });
     for id in 0..cfg.samples {
         let proposed = searcher.propose(&history).map_err(|e| Error::config("search", e.to_string()))?;
         let densities = project_to_budget_with_floor(&proposed, &sizes, cfg.budget.max_density, cfg.budget.max_active, cfg.d_min)
             .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", cfg.budget, cfg.d_min)))?;
+        let spec = serde_json::json!({ "search": search_id, "trial": id, "proposed": proposed, "densities": densities });
+        let cached = match store {
+            Some(s) => match s.lookup(&spec)? {
+                Lookup::Done(r) => Some(r.run),
+                _ => None,
+            },
+            None => None,
+        };
         let mut model = cfg.space.build(&densities, cfg.seed.wrapping_add(id as u64))?;
         let active: u64 = model.layers().iter().map(|l| l.active as u64).sum();
         let density = active as f64 / total as f64;
@@ -152,7 +180,17 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut o
             _ => acc,
         };
         let mut stopped = false;
-        let run = {
+        let from_store = cached.is_some();
+        let run = if let Some(run) = cached {
+            // Replay ASHA so later trials see the same rungs as in the first run.
+            if let Some(a) = asha.as_mut() {
+                for h in &run.history {
+                    a.on_result(id, h.epoch + 1, score_of(h.test_acc));
+                }
+            }
+            stopped = matches!(run.ended, Ended::Stopped(_));
+            run
+        } else {
             let mut cb = |r: &EpochRecord| -> Control {
                 match asha.as_mut().map(|a| a.on_result(id, r.epoch + 1, score_of(r.test_acc))) {
                     Some(Decision::Stop) if r.epoch + 1 < cfg.train.epochs => {
@@ -162,7 +200,12 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut o
                     _ => Control::Continue,
                 }
             };
-            train_with(&mut *model, &train_split, &val_split, &cfg.train, &mut cb)?
+            let run = train_with(&mut *model, &train_split, &val_split, &cfg.train, &mut cb)?;
+            if let (Some(s), false) = (store, matches!(run.ended, Ended::Interrupted(_))) {
+                let cols = vec![("trial".to_string(), serde_json::json!(id)), ("active".to_string(), serde_json::json!(active))];
+                s.put(&spec, &cols, &run)?;
+            }
+            run
         };
         let scores: Vec<f64> = run.history.iter().map(|h| h.test_acc).collect();
         let score = scores.last().map(|&a| score_of(a)).unwrap_or(f64::NEG_INFINITY);
@@ -173,13 +216,25 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, mut o
         let better = best.as_ref().map(|(b, _)| score > trials[*b].score).unwrap_or(true);
         trials.push(trial);
         if better {
-            best = Some((id, model));
+            best = Some((id, (!from_store).then_some(model)));
         }
         if crate::cancel::requested() {
             return Err(Error::Interrupted);
         }
     }
     let (best_idx, best_model) = best.ok_or_else(|| Error::config("samples", "no trial finished"))?;
+    let best_model = match best_model {
+        Some(m) => m,
+        None => {
+            // The best trial came from the store: retrain it the same way (same seed, same stop).
+            let t = &trials[best_idx];
+            let mut m = cfg.space.build(&t.densities, cfg.seed.wrapping_add(best_idx as u64))?;
+            let stop_after = t.scores.len();
+            let mut cb = |r: &EpochRecord| if r.epoch + 1 >= stop_after { Control::Stop } else { Control::Continue };
+            train_with(&mut *m, &train_split, &val_split, &cfg.train, &mut cb)?;
+            m
+        }
+    };
     let (best_test_loss, best_test_acc) = evaluate(&*best_model, &Split { x: data.test.x.shallow_clone(), y: data.test.y.shallow_clone() })?;
     let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
     let pareto = pareto_front(&points);

@@ -92,7 +92,7 @@ impl CnnConfig {
         let mut li = 0usize;
         let mut conv = |name: String, cin: i64, cout: i64, k: i64, stride: i64| -> Result<SparseConv2d> {
             let c = SparseConv2dConfig::new(cin, cout, k).with_stride(stride).with_padding(k / 2).with_density(Density::Fraction(dens[li]));
-            let layer = c.init(&(&root / name), self.seed, li as u64);
+            let layer = c.init(&sub(&root, &name), self.seed, li as u64);
             li += 1;
             layer
         };
@@ -108,8 +108,8 @@ impl CnnConfig {
                 let conv2 = conv(format!("{p}.conv2"), w, w, 3, 1)?;
                 let shortcut = if stride != 1 || prev != w { Some(conv(format!("{p}.shortcut"), prev, w, 1, stride)?) } else { None };
                 // Pre-activation blocks normalise the block input (prev channels).
-                let bn1 = BatchNorm::new(&(&root / format!("{p}.bn1")), if pre { prev } else { w })?;
-                let bn2 = BatchNorm::new(&(&root / format!("{p}.bn2")), w)?;
+                let bn1 = BatchNorm::new(&sub(&root, &format!("{p}.bn1")), if pre { prev } else { w })?;
+                let bn2 = BatchNorm::new(&sub(&root, &format!("{p}.bn2")), w)?;
                 blocks.push(Block { conv1, bn1, conv2, bn2, shortcut });
                 prev = w;
             }
@@ -120,6 +120,11 @@ impl CnnConfig {
         cnn.to_device(device);
         Ok(cnn)
     }
+}
+
+/// `root / "a" / "b" / ...` for a dotted name (VarStore path parts cannot contain dots).
+fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    dotted.split('.').fold(root.clone(), |p, part| &p / part)
 }
 
 impl Block {

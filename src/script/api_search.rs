@@ -120,10 +120,11 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
     let report = |t: &crate::experiment::Trial| {
         crate::log::line(&format!("trial {:>3}: score {:.4}  active {:>9}  {}{}", t.id, t.score, t.active, if t.stopped { "stopped" } else { "finished" }, t.rung.map(|r| format!(" (rung {r})")).unwrap_or_default()));
     };
+    let store = if ctx.validate_only { None } else { ctx.store.as_ref() };
     let result = match search {
         Some(s) if s.is::<FnPtr>() => {
             let mut searcher = ScriptSearcher { ctx: nctx, f: s.cast::<FnPtr>(), dims };
-            snas(&data.0, &cfg, &mut searcher, report)?
+            snas(&data.0, &cfg, &mut searcher, store, report)?
         }
         other => {
             let name = other.map(|v| v.to_string()).unwrap_or_else(|| "bayes".into());
@@ -132,7 +133,7 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
                 "bayes" => Box::new(BayesOpt::new(search_space, BayesOptConfig { acquisition, ..Default::default() }, seed).map_err(|e| Error::config("search", e.to_string()))?),
                 s => return Err(Error::UnknownName { what: "search", name: s.into(), hint: crate::registry::did_you_mean(s, ["random", "bayes"]), valid: "random, bayes, or a function |history| -> densities".into() }),
             };
-            snas(&data.0, &cfg, &mut *searcher, report)?
+            snas(&data.0, &cfg, &mut *searcher, store, report)?
         }
     };
     to_map(result)

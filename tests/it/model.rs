@@ -96,3 +96,49 @@ fn libtorch_cuda_is_linked_into_the_binary() {
     assert!(!text.contains("NOT linked"), "{text}");
     assert!(text.contains("libtorch  2.11.0"), "{text}");
 }
+
+#[test]
+fn resnet32_forward_backward_shapes_and_mask_invariants() {
+    use sparselab::model::CnnConfig;
+    use sparselab::train::{OptimizerConfig, OptimizerKind, Optimizer};
+    let cfg = CnnConfig { densities: vec![0.3], ..CnnConfig::new("resnet32", 3, 100) };
+    // conv1, 15 blocks x 2 convs, 2 projection shortcuts (16->32, 32->64), fc.
+    assert_eq!(cfg.layer_count().unwrap(), 34);
+    let net = cfg.init(Device::Cpu).unwrap();
+    let layers = net.layers();
+    assert_eq!(layers.len(), 34);
+    assert_eq!(layers[0].shape, vec![16, 3, 3, 3]);
+    assert_eq!(layers[33].shape, vec![100, 64]);
+    for l in &layers {
+        assert_eq!(l.active, ((0.3 * l.total as f64).round() as i64).max(1), "{}", l.name);
+    }
+    let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = net.forward(&x, Mode::Train).unwrap();
+    assert_eq!(y.size(), vec![4, 100]);
+    let mut opt = Optimizer::new(OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.1, ..Default::default() }, net.params()).unwrap();
+    opt.zero_grad();
+    y.cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3])).backward();
+    opt.step(0.1);
+    for l in net.weight_layers() {
+        assert_eq!((l.weight * (1.0 - l.mask) as Tensor).abs().max().double_value(&[]), 0.0, "{}", l.name);
+    }
+    // A density vector maps one-to-one onto the weight layers.
+    let e = CnnConfig { densities: vec![0.5; 33], ..CnnConfig::new("resnet32", 3, 10) }.init(Device::Cpu).err().unwrap().to_string();
+    assert_eq!(e, "density: 33 entries given, resnet32 has 34 weight layers");
+}
+
+#[test]
+fn wrn28_10_forward_backward_shapes() {
+    use sparselab::model::CnnConfig;
+    let cfg = CnnConfig { densities: vec![0.05], dropout: 0.3, ..CnnConfig::new("wrn28_10", 3, 100) };
+    // conv1, 12 blocks x 2 convs, 3 shortcuts (16->160, 160->320, 320->640), fc.
+    assert_eq!(cfg.layer_count().unwrap(), 29);
+    let net = cfg.init(Device::Cpu).unwrap();
+    let total: i64 = net.layers().iter().map(|l| l.total).sum();
+    assert!((36_400_000..36_600_000).contains(&total), "{total}"); // WRN-28-10 has ~36.5M weights
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = net.forward(&x, Mode::Train).unwrap();
+    assert_eq!(y.size(), vec![2, 100]);
+    y.sum(Kind::Float).backward();
+    assert_eq!(net.weight_layers()[5].weight.grad().size(), net.weight_layers()[5].weight.size());
+}

@@ -94,3 +94,26 @@ fn shards_fill_one_store() {
     assert_eq!(bad.status.code(), Some(2));
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn a_rerun_search_reuses_its_trials_and_continues_with_the_same_history() {
+    let out = tmp("snas");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snas_small.rhai");
+    let first = Command::new(BIN).args(["run", script, "--out"]).arg(&out).args(["--set", "samples=3"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(records(&out.join("store"), ".parquet"), 3);
+    let h3 = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    // Continue to 4 samples: the first 3 trials come from the store, one is new.
+    let second = Command::new(BIN).args(["run", script, "--out"]).arg(&out).output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(records(&out.join("store"), ".parquet"), 4);
+    let h4 = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    let (l3, l4): (Vec<&str>, Vec<&str>) = (h3.lines().collect(), h4.lines().collect());
+    assert_eq!(l4.len(), 5);
+    assert_eq!(&l4[..4], &l3[..], "the stored trials must replay identically");
+    // And the best model, retrained from the store when needed, gives the same test accuracy.
+    let best = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("").to_string();
+    let third = Command::new(BIN).args(["run", script, "--out"]).arg(&out).output().unwrap();
+    assert_eq!(best(&third), best(&second));
+    std::fs::remove_dir_all(&out).ok();
+}
