@@ -142,15 +142,29 @@ fn parse_densities(s: &str) -> Result<Densities> {
     }
 }
 
-/// `sparselab repl`: the full script API with a persistent scope and line history
-/// (~/.sparselab_history). Unfinished input (open braces or strings) continues on
-/// the next line.
+/// `sparselab repl`: the full script API with line history (~/.sparselab_history).
+/// Runs on the notebook kernel's executor, so variables and functions persist across
+/// lines exactly as across notebook cells; unfinished input (open blocks or strings)
+/// continues on the next line.
 pub fn repl() -> Result<()> {
+    use crate::kernel::{Executor, MimeBundle, Output};
     use rustyline::error::ReadlineError;
-    let ctx = crate::script::Context::new("runs/repl", false);
-    let mut engine = crate::script::engine(ctx);
-    crate::script::add_module_resolvers(&mut engine, std::path::Path::new("."));
-    let mut scope = rhai::Scope::new();
+    struct Terminal;
+    impl Output for Terminal {
+        fn stream(&self, name: &str, text: &str) {
+            if name == "stdout" { print!("{text}") } else { eprint!("{text}") }
+        }
+        fn display(&self, data: MimeBundle, _: Option<&str>, _: bool) {
+            match data.get("text/plain").and_then(|v| v.as_str()) {
+                Some(t) => println!("{t}"),
+                None => println!("<{}>", data.keys().cloned().collect::<Vec<_>>().join(", ")),
+            }
+        }
+        fn clear(&self, _: bool) {}
+    }
+    let out: std::rc::Rc<dyn Output> = std::rc::Rc::new(Terminal);
+    let flag = crate::cancel::handle();
+    let mut exec = crate::kernel::RhaiExecutor::new(crate::notebook::hooks(flag));
     let mut rl = rustyline::DefaultEditor::new().map_err(|e| crate::Error::config("repl", e.to_string()))?;
     let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".sparselab_history"));
     if let Some(h) = &history {
@@ -164,15 +178,15 @@ pub fn repl() -> Result<()> {
             Ok(line) => {
                 buffer.push_str(&line);
                 buffer.push('\n');
-                if crate::script::is_incomplete(&engine, &buffer) {
+                if matches!(exec.is_complete(&buffer), crate::kernel::IsComplete::Incomplete(_)) {
                     continue;
                 }
                 let _ = rl.add_history_entry(buffer.trim_end());
                 crate::cancel::reset();
-                match engine.eval_with_scope::<rhai::Dynamic>(&mut scope, &buffer) {
-                    Ok(v) if !v.is_unit() => println!("{}", crate::script::display_value(&engine, &v)),
-                    Ok(_) => {}
-                    Err(e) => eprintln!("error: {}", crate::script::format_error(std::path::Path::new("<repl>"), &buffer, &e)),
+                match exec.execute(&buffer, out.clone()) {
+                    Ok(Some(v)) => out.display(v, None, false),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("{}: {}", e.ename, e.evalue),
                 }
                 buffer.clear();
             }

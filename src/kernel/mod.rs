@@ -50,6 +50,11 @@ use anyhow::Context as _;
 pub use kernelspec::{install, kernel_dir, uninstall, InstallTarget, KERNEL_NAME};
 pub use rhai_exec::{RhaiExecutor, RhaiHooks};
 
+/// Whether `code` is a complete Rhai cell (shared by the kernel and `sparselab repl`).
+pub fn is_complete(engine: &rhai::Engine, code: &str) -> IsComplete {
+    rhai_syntax::is_complete(engine, code)
+}
+
 /// A MIME bundle: MIME type to content, e.g. `{"text/plain": "...", "image/png": "<base64>"}`.
 pub type MimeBundle = serde_json::Map<String, serde_json::Value>;
 

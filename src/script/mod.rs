@@ -92,18 +92,7 @@ pub fn engine(ctx: Rc<Context>) -> Engine {
 /// Whether `code` is unfinished (an open block, array, map or string), so an
 /// interactive front end should read more lines.
 pub fn is_incomplete(engine: &Engine, code: &str) -> bool {
-    match engine.compile(code) {
-        Ok(_) => false,
-        Err(e) => {
-            let msg = e.to_string();
-            matches!(e.err_type(), rhai::ParseErrorType::UnexpectedEOF)
-                || msg.contains("Expecting '}'")
-                || msg.contains("Expecting ']'")
-                || msg.contains("Expecting ')'")
-                || matches!(e.err_type(), rhai::ParseErrorType::BadInput(rhai::LexError::UnterminatedString))
-                || (msg.contains("to close") && e.position().line().map(|l| l >= code.trim_end().lines().count()).unwrap_or(false))
-        }
-    }
+    matches!(crate::kernel::is_complete(engine, code), crate::kernel::IsComplete::Incomplete(_))
 }
 
 /// How a value prints: library objects through their `to_string`, others as Rhai shows them.

@@ -118,3 +118,13 @@ fn check_validates_without_writing_and_usage_errors_exit_2() {
     let o = Command::new(BIN).args(["run", "/no/such/script.rhai"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn repl_keeps_variables_and_functions_and_continues_open_blocks() {
+    use std::io::Write;
+    let mut child = Command::new(BIN).arg("repl").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"let x = 40;\nfn add(a) {\n  a + 2\n}\nadd(x)\nlet y = x +\n 1;\ny\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with("42\n41\n"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+}
