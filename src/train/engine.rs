@@ -46,6 +46,12 @@ pub fn train(model: &mut dyn Model, data: &Dataset, cfg: &TrainConfig) -> Result
 }
 
 /// [`train`] with explicit splits (e.g. a validation split) and a callback.
+///
+/// Reproducibility: masks, init and data order come from sparselab's own seeded
+/// streams; dropout and augmentation use libtorch's generator, which is global to
+/// the process and reseeded at the start of each run. Runs are therefore
+/// bit-for-bit reproducible on CPU when they do not overlap in time with other
+/// libtorch random draws in the same process (sweeps run their runs one by one).
 pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &TrainConfig, cb: &mut dyn Callback) -> Result<RunResult> {
     cfg.validate()?;
     check_input(model, train)?;

@@ -1,6 +1,9 @@
 //! Optimizers with the report's update rules (eq. 2.16, 2.17, A.6) that keep masked
-//! weights exactly zero: gradients are masked before the update (so momentum and
-//! moment estimates stay zero there) and weights are re-masked after it.
+//! weights exactly zero: gradients are masked before the update, so momentum and
+//! moment estimates stay zero there and every rule's update is exactly zero at a
+//! masked position (0 * lr, 0 / (sqrt(0) + eps), and decay of a zero weight); the
+//! invariant tests check it for every optimizer. Dense layers (all-ones masks) skip
+//! the masking, so the step costs what PyTorch's does.
 use crate::error::{Error, Result};
 use crate::model::Param;
 use crate::registry;
@@ -116,8 +119,14 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// Creates state for `params`.
-    pub fn new(cfg: OptimizerConfig, params: Vec<Param>) -> Result<Self> {
+    pub fn new(cfg: OptimizerConfig, mut params: Vec<Param>) -> Result<Self> {
         cfg.validate()?;
+        for p in &mut params {
+            // An all-ones mask masks nothing: skip a pass over the weights per step.
+            if p.mask.as_ref().map(|m| crate::model::mask_count(m) == m.numel() as i64).unwrap_or(false) {
+                p.mask = None;
+            }
+        }
         let state = params.iter().map(|_| (None, None)).collect();
         Ok(Self { cfg, params, state, t: 0 })
     }
@@ -136,14 +145,14 @@ impl Optimizer {
         let c = &self.cfg;
         let (eps, mu) = (c.eps(), c.momentum());
         for (p, (s1, s2)) in self.params.iter().zip(self.state.iter_mut()) {
-            let g = p.tensor.grad();
+            let mut g = p.tensor.grad();
             if !g.defined() {
                 continue;
             }
-            let mut g = match &p.mask {
-                Some(m) => &g * m,
-                None => g.copy(),
-            };
+            // In place: the gradient is cleared before the next backward anyway.
+            if let Some(m) = &p.mask {
+                g *= m;
+            }
             if c.l2 > 0.0 {
                 g += &p.tensor * c.l2;
             }
@@ -186,9 +195,6 @@ impl Optimizer {
                     *v += g.square() * (1.0 - c.alpha);
                     w -= &g / (&*v + eps).sqrt() * lr;
                 }
-            }
-            if let Some(m) = &p.mask {
-                w *= m;
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Shared helpers.
+//! Shared helpers (also used by tests/determinism.rs, hence the allow).
+#![allow(dead_code)]
 use sparselab::data::{Dataset, DatasetConfig, SyntheticConfig};
 use sparselab::model::Model;
 use sparselab::train::{DeviceSpec, TrainConfig};
@@ -30,4 +31,12 @@ pub fn assert_identical(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "{na} differs");
     }
+}
+
+/// libtorch's generator (dropout, augmentation, `randn`) is process-global and the
+/// test harness runs tests on parallel threads: tests that draw from it, or that
+/// check bit-for-bit reproducibility, hold this lock.
+pub fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

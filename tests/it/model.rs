@@ -48,6 +48,7 @@ fn masks_are_saved_and_loaded_with_the_model() {
 
 #[test]
 fn skip_connections_pair_hidden_layers_two_and_three() {
+    let _torch = super::common::torch_lock();
     // depth 4: residual around hidden layers 2-3 (1-based); layer 4 unpaired.
     let cfg = MlpConfig { skip: true, bias: false, ..MlpConfig::new(6, 3, 4, 5) };
     let net = cfg.init(Device::Cpu).unwrap();
@@ -73,6 +74,7 @@ fn config_errors_name_key_value_and_range() {
 
 #[test]
 fn sparse_conv_forward_backward_keeps_mask() {
+    let _torch = super::common::torch_lock();
     let vs = VarStore::new(Device::Cpu);
     let conv = SparseConv2dConfig::new(3, 8, 3).with_density(Density::Fraction(0.2)).init(&(vs.root() / "conv1"), 0, 0).unwrap();
     assert_eq!(sparselab::model::mask_count(&conv.mask), (0.2f64 * 216.0).round() as i64);
@@ -99,6 +101,7 @@ fn libtorch_cuda_is_linked_into_the_binary() {
 
 #[test]
 fn resnet32_forward_backward_shapes_and_mask_invariants() {
+    let _torch = super::common::torch_lock();
     use sparselab::model::CnnConfig;
     use sparselab::train::{OptimizerConfig, OptimizerKind, Optimizer};
     let cfg = CnnConfig { densities: vec![0.3], ..CnnConfig::new("resnet32", 3, 100) };
@@ -129,6 +132,7 @@ fn resnet32_forward_backward_shapes_and_mask_invariants() {
 
 #[test]
 fn wrn28_10_forward_backward_shapes() {
+    let _torch = super::common::torch_lock();
     use sparselab::model::CnnConfig;
     let cfg = CnnConfig { densities: vec![0.05], dropout: 0.3, ..CnnConfig::new("wrn28_10", 3, 100) };
     // conv1, 12 blocks x 2 convs, 3 shortcuts (16->160, 160->320, 320->640), fc.

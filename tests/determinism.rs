@@ -1,0 +1,51 @@
+//! Bit-for-bit reproducibility on CPU. In a test binary of their own: tests running
+//! on parallel threads in one process share libtorch's global generator and its
+//! BLAS thread pool, which changes summation order, so these need the process alone.
+#[path = "it/common.rs"]
+mod common;
+use common::{assert_identical, quick, snapshot, synthetic};
+use sparselab::model::{Densities, MlpConfig};
+use sparselab::train::{train, GradFlowConfig, OptimizerConfig, OptimizerKind, TrainConfig};
+use tch::{Device, Kind};
+
+fn sparse_net(seed: u64) -> sparselab::model::Mlp {
+    let cfg = MlpConfig { densities: Densities::Uniform(0.3), batch_norm: true, activation: "prelu".into(), seed, ..MlpConfig::new(64, 4, 3, 32) };
+    cfg.init(Device::Cpu).unwrap()
+}
+
+#[test]
+fn same_seed_same_numbers_on_cpu() {
+    let _torch = common::torch_lock();
+    let data = synthetic();
+    let cfg = TrainConfig { augment: true, seed: 5, optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() }, ..quick() };
+    let run = |s| {
+        let mut net = MlpConfig { dropout: 0.2, ..sparse_net(s).config().clone() }.init(Device::Cpu).unwrap();
+        let r = train(&mut net, &data, &cfg).unwrap();
+        (r, snapshot(&net))
+    };
+    let (a, wa) = run(1);
+    let (b, wb) = run(1);
+    assert_eq!(a.history.iter().map(|h| (h.train_loss, h.test_acc)).collect::<Vec<_>>(), b.history.iter().map(|h| (h.train_loss, h.test_acc)).collect::<Vec<_>>());
+    assert_identical(&wa, &wb);
+    let (c, _) = run(2);
+    assert_ne!(a.history[0].train_loss, c.history[0].train_loss);
+}
+
+
+#[test]
+fn measuring_never_changes_training() {
+    let _torch = common::torch_lock();
+    let data = synthetic();
+    let cfg = MlpConfig { densities: Densities::Uniform(0.4), batch_norm: true, dropout: 0.1, ..MlpConfig::new(64, 4, 3, 32) };
+    let tc = TrainConfig { epochs: 4, augment: true, optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.02, ..Default::default() }, ..quick() };
+    let mut a = cfg.init(Device::Cpu).unwrap();
+    let ra = train(&mut a, &data, &tc).unwrap();
+    let mut b = cfg.init(Device::Cpu).unwrap();
+    let rb = train(&mut b, &data, &TrainConfig { grad_flow: Some(GradFlowConfig { points: 11, samples: 200 }), ..tc }).unwrap();
+    assert_identical(&snapshot(&a), &snapshot(&b)); // BatchNorm running statistics included
+    assert_eq!(ra.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(), rb.history.iter().map(|h| h.train_loss).collect::<Vec<_>>());
+    assert_eq!(rb.grad_flow.iter().map(|p| p.epoch).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    let avg = rb.grad_flow_average().unwrap();
+    assert!(avg.egf2 > 0.0 && avg.gnorm2 >= avg.egf2);
+    let _ = Kind::Float;
+}
