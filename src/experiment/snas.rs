@@ -54,7 +54,7 @@ pub enum Objective {
 }
 
 /// Budget caps; candidates over them are projected (scaled down uniformly), never trained.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Budget {
     /// Cap on overall density (active / total).
     pub max_density: Option<f64>,
@@ -128,6 +128,22 @@ pub struct SnasResult {
     pub pareto: Vec<usize>,
 }
 
+/// Densities whose masks' integer active counts (round(d x n), at least 1 per layer)
+/// respect the budget exactly: the projection works on real densities, and each
+/// layer's rounding can add up to half a weight, so the layers with the most active weights give back
+/// the excess one weight at a time. Returned as k / n so masks get exactly k.
+fn fit_counts(densities: &[f64], sizes: &[u64], budget: &Budget) -> Vec<f64> {
+    let total: u64 = sizes.iter().sum();
+    let mut k: Vec<u64> = densities.iter().zip(sizes).map(|(d, &n)| ((d * n as f64).round() as u64).clamp(1, n)).collect();
+    let by_density = budget.max_density.map(|d| (d * total as f64 + 1e-9).floor() as u64).unwrap_or(u64::MAX);
+    let cap = by_density.min(budget.max_active.unwrap_or(u64::MAX)).max(sizes.len() as u64);
+    while k.iter().sum::<u64>() > cap {
+        let Some(i) = (0..k.len()).filter(|&i| k[i] > 1).max_by_key(|&i| k[i]) else { break };
+        k[i] -= 1;
+    }
+    k.iter().zip(sizes).map(|(&k, &n)| k as f64 / n as f64).collect()
+}
+
 /// Runs the search. `searcher` proposes vectors of length 1 (uniform) or the layer
 /// count; `on_trial` sees each finished trial (progress, persistence).
 ///
@@ -164,6 +180,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store
         let proposed = searcher.propose(&history).map_err(|e| Error::config("search", e.to_string()))?;
         let densities = project_to_budget_with_floor(&proposed, &sizes, cfg.budget.max_density, cfg.budget.max_active, cfg.d_min)
             .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", cfg.budget, cfg.d_min)))?;
+        let densities = fit_counts(&densities, &sizes, &cfg.budget);
         let spec = serde_json::json!({ "search": search_id, "trial": id, "proposed": proposed, "densities": densities });
         let cached = match store {
             Some(s) => match s.lookup(&spec)? {
@@ -239,4 +256,27 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store
     let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
     let pareto = pareto_front(&points);
     Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounded_counts_never_exceed_the_budget() {
+        // 0.3 of 268,800 = 80,640 exactly; per-layer rounding of these densities
+        // (trial 8 of a real search) gave 80,641.
+        let sizes = [200_704u64, 65_536, 2_560];
+        let d = [0.18083097497078587, 0.6610095168516434, 0.4010079308883185];
+        let raw: u64 = d.iter().zip(&sizes).map(|(d, &n)| (d * n as f64).round() as u64).sum();
+        assert_eq!(raw, 80_641);
+        let fitted = fit_counts(&d, &sizes, &Budget { max_density: Some(0.3), max_active: None });
+        let k: Vec<u64> = fitted.iter().zip(&sizes).map(|(d, &n)| (d * n as f64).round() as u64).collect();
+        assert_eq!(k.iter().sum::<u64>(), 80_640);
+        // Rounded counts are 36,294 + 43,320 + 1,027; the layer with the most active
+        // weights (the second) gives one back.
+        assert_eq!(k, vec![36_294, 43_319, 1_027]);
+        let fitted = fit_counts(&d, &sizes, &Budget { max_density: None, max_active: Some(50_000) });
+        assert!(fitted.iter().zip(&sizes).map(|(d, &n)| (d * n as f64).round() as u64).sum::<u64>() <= 50_000);
+    }
 }
