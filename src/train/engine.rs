@@ -91,9 +91,7 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
             let ys = train.y.index_select(0, &idx);
             let logits = model.forward(&xs, Mode::Train)?;
             let loss = super::cross_entropy(&logits, &ys)?;
-            opt.zero_grad();
-            loss.f_backward()?;
-            opt.step(lr);
+            opt.backward_step(&loss, lr)?;
             tch::no_grad(|| {
                 let _ = loss_sum.shallow_clone().f_add_(&(loss.detach() * len as f64));
                 let _ = correct.shallow_clone().f_add_(&logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64));
