@@ -128,3 +128,32 @@ fn repl_keeps_variables_and_functions_and_continues_open_blocks() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.ends_with("42\n41\n"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn ctrl_c_stops_at_the_next_batch_keeps_finished_runs_and_exits_130() {
+    let out = tmp("sigint");
+    let mut child = Command::new(BIN).arg("run").arg(fixture("long_sweep.rhai")).arg("--out").arg(&out).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Wait until the two short runs are stored (the first has the same identity as
+    // the second: seed and epochs 1), i.e. the long run is training.
+    let store = out.join("store");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&store).map(|r| r.flatten().filter(|e| e.path().extension().map(|x| x == "parquet").unwrap_or(false)).count()).unwrap_or(0) < 1 {
+        assert!(start.elapsed().as_secs() < 120, "short runs never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t0 = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = {
+        let status = child.wait().unwrap();
+        (status, t0.elapsed())
+    };
+    assert_eq!(o.0.code(), Some(130));
+    assert!(o.1.as_secs() < 10, "took {:?} to stop", o.1);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "interrupted");
+    // The finished run stays in the store; the interrupted one was not recorded.
+    let records = std::fs::read_dir(&store).unwrap().flatten().filter(|e| e.path().extension().map(|x| x == "parquet").unwrap_or(false)).count();
+    assert_eq!(records, 1);
+    let _ = std::fs::remove_dir_all(&out);
+}
