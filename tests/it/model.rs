@@ -146,3 +146,30 @@ fn wrn28_10_forward_backward_shapes() {
     y.sum(Kind::Float).backward();
     assert_eq!(net.weight_layers()[5].weight.grad().size(), net.weight_layers()[5].weight.size());
 }
+
+#[test]
+fn magnitude_pruning_keeps_the_largest_weights_per_layer_or_globally() {
+    use sparselab::experiment::{magnitude_prune, Scope};
+    let net = MlpConfig { bias: false, ..MlpConfig::new(4, 2, 1, 3) }.init(Device::Cpu).unwrap();
+    // fc1 [3, 4] = 1..12 with alternating signs; fc2 [2, 3] = 0.5..3.0.
+    let w1: Vec<f32> = (1..=12).map(|i| if i % 2 == 0 { -(i as f32) } else { i as f32 }).collect();
+    let w2: Vec<f32> = (1..=6).map(|i| i as f32 * 0.5).collect();
+    tch::no_grad(|| {
+        net.linears()[0].weight.shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
+        net.linears()[1].weight.shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
+    });
+    magnitude_prune(&net, 0.25, Scope::Layer).unwrap();
+    // Layer scope: fc1 keeps round(0.25 * 12) = 3 largest |w| (10, 11, 12); fc2 keeps 2 (2.5, 3.0).
+    let kept = |l: usize| Vec::<f32>::try_from(net.linears()[l].weight.flatten(0, -1)).unwrap();
+    assert_eq!(kept(0), vec![0., 0., 0., 0., 0., 0., 0., 0., 0., -10., 11., -12.]);
+    assert_eq!(kept(1), vec![0., 0., 0., 0., 2.5, 3.0]);
+    assert_eq!(net.layers().iter().map(|l| l.active).collect::<Vec<_>>(), vec![3, 2]);
+    // Global scope on a fresh copy: 0.25 of all 18 weights = 5 (rounded), all from fc1.
+    let net2 = MlpConfig { bias: false, ..MlpConfig::new(4, 2, 1, 3) }.init(Device::Cpu).unwrap();
+    tch::no_grad(|| {
+        net2.linears()[0].weight.shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
+        net2.linears()[1].weight.shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
+    });
+    magnitude_prune(&net2, 0.25, Scope::Global).unwrap();
+    assert_eq!(net2.layers().iter().map(|l| l.active).collect::<Vec<_>>(), vec![5, 0]);
+}

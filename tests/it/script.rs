@@ -157,3 +157,25 @@ fn ctrl_c_stops_at_the_next_batch_keeps_finished_runs_and_exits_130() {
     assert_eq!(records, 1);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn snas_accepts_a_script_function_as_searcher() {
+    let out = tmp("snas-fn");
+    let mut e = engine(Context::new(&out, false));
+    add_module_resolvers(&mut e, Path::new("."));
+    let code = r#"
+        let data = dataset("synthetic", #{ train: 200, test: 50 });
+        // Halve the first layer's density after every trial; keep the others.
+        let s = snas(data, #{ depth: 2, width: 16, samples: 3,
+                              search: |history| [0.8 / (1 << history.len()), 0.5, 0.5],
+                              train: #{ epochs: 1, progress: false } });
+        s.history.column("d1")
+    "#;
+    let d1: rhai::Array = e.eval(code).unwrap();
+    let d1: Vec<f64> = d1.into_iter().map(|v| v.as_float().unwrap()).collect();
+    // Densities are fitted to whole weights (k / n, n = 64 * 16 = 1024).
+    assert_eq!(d1, vec![819.0 / 1024.0, 410.0 / 1024.0, 205.0 / 1024.0]);
+    let bad = e.eval::<rhai::Dynamic>(r#"snas(dataset("synthetic"), #{ depth: 1, width: 8, samples: 1, search: |h| [0.5], train: #{ epochs: 1 } })"#).unwrap_err().to_string();
+    assert!(bad.contains("point has 1 coordinates, the search space has 2"), "{bad}");
+    let _ = std::fs::remove_dir_all(&out);
+}
