@@ -94,17 +94,18 @@ fn main() -> ExitCode {
         install_interrupt_handler();
     }
     match run(cli) {
-        Ok(code) if sparselab::cancel::requested() => {
+        Ok(_) if sparselab::cancel::requested() => {
             eprintln!("interrupted: finished work is kept");
-            let _ = code;
             ExitCode::from(130)
         }
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let usage = e.downcast_ref::<sparselab::Error>().map(|e| matches!(e, sparselab::Error::Io { .. })).unwrap_or(false)
-                || e.to_string().starts_with("--set")
-                || e.to_string().starts_with("--shard");
+            // Bad command lines and unreadable inputs are usage errors (2); failures
+            // of the work itself are 1.
+            let usage = e.is::<Usage>()
+                || matches!(e.downcast_ref::<sparselab::Error>(), Some(sparselab::Error::Io { .. }))
+                || matches!(e.downcast_ref::<sparselab::Error>(), Some(sparselab::Error::Config { key, .. }) if key == "--set");
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -134,7 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     None => println!("no sparselab kernelspec installed there"),
                 },
                 (None, Some(f)) => sparselab::notebook::run_kernel(&f)?,
-                (None, None) => anyhow::bail!("--set: kernel needs install, uninstall or --connection-file F"),
+                (None, None) => return Err(Usage("kernel needs `install`, `uninstall` or `--connection-file F`".into()).into()),
             }
         }
         Command::Repl => sparselab::cli::repl()?,
@@ -156,9 +157,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A command-line mistake (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// `K/N` (1-based K) -> (K-1, N).
-fn parse_shard(s: &str) -> anyhow::Result<(u64, u64)> {
-    let bad = || anyhow::anyhow!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 3/8");
+fn parse_shard(s: &str) -> Result<(u64, u64), Usage> {
+    let bad = || Usage(format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 3/8"));
     let (k, n) = s.split_once('/').ok_or_else(bad)?;
     let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if k == 0 || k > n {

@@ -3,7 +3,7 @@
 //! signed-rank test (SPEC 4, report 3.2.1, A.1.1).
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{Densities, Fan, MlpConfig};
+use crate::model::{Densities, Fan, MlpConfig, Model};
 use crate::results::{dataset_identity, flatten, train_identity, Frame, FrameBuilder, Lookup, Store};
 use crate::stats::{wilcoxon, Alternative, WilcoxonOptions, WilcoxonResult};
 use crate::train::{train, RunResult, TrainConfig};
@@ -47,9 +47,7 @@ pub fn twins(base: &MlpConfig, dense_width: i64, max_width: i64, init: InitFan) 
         InitFan::Dense => dense.shapes().iter().map(|[_, i]| Fan::Value(*i as f64)).collect(),
         InitFan::Effective => active.iter().zip(&sparse_shapes).map(|(k, [o, _])| Fan::Value(*k as f64 / *o as f64)).collect(),
     };
-    let sparse = MlpConfig { width: max_width, densities: Densities::Active(active.clone()), fans: Some(fans), ..dense.clone() };
-    // The defining property of SC-SDC: equal active weights layer by layer.
-    debug_assert_eq!(active.len(), sparse_shapes.len());
+    let sparse = MlpConfig { width: max_width, densities: Densities::Active(active), fans: Some(fans), ..dense.clone() };
     Ok(Twins { dense, sparse })
 }
 
@@ -128,6 +126,12 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_r
                     Lookup::OtherShard => RunResult::skipped(),
                     Lookup::Train => {
                         let mut net = mcfg.init(tch::Device::Cpu)?;
+                        // The defining property of SC-SDC: both twins have the dense
+                        // twin's active count in every layer.
+                        let built: Vec<i64> = net.layers().iter().map(|l| l.active).collect();
+                        if built != active {
+                            return Err(Error::Shape(format!("SC-SDC {variant} twin at width {w}: active counts {built:?} != dense twin's {active:?}")));
+                        }
                         let run = train(&mut net, data, &tc)?;
                         let complete = !matches!(run.ended, crate::train::Ended::Interrupted(_));
                         if let (Some(s), true) = (store, complete) {

@@ -140,7 +140,9 @@ impl Store {
         Ok(key)
     }
 
-    fn atomic_write(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    /// Writes `name` in the store through a temp file and a rename, so readers never
+    /// see a partial file (used for records and for model weights).
+    pub fn atomic_write(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         let tmp = self.dir.join(format!(".tmp-{}-{name}", std::process::id()));
         write(&tmp)?;
         let dst = self.dir.join(name);

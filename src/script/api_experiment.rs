@@ -58,10 +58,8 @@ fn study_config(ctx: &Context, data: &DataHandle, o: &mut Opts) -> crate::Result
 fn strings(v: Option<Dynamic>, key: &str) -> crate::Result<Vec<String>> {
     match v {
         None => Ok(vec![]),
-        Some(v) => match v.clone().try_cast::<rhai::Array>() {
-            Some(a) => Ok(a.iter().map(|x| x.to_string()).collect()),
-            None => Ok(vec![v.to_string()]).and_then(|s| if s[0].is_empty() { Err(Error::config(key, "expected a string or an array")) } else { Ok(s) }),
-        },
+        Some(v) if v.is_string() => Ok(vec![v.to_string()]),
+        Some(v) => v.clone().try_cast::<rhai::Array>().map(|a| a.iter().map(|x| x.to_string()).collect()).ok_or_else(|| Error::config(key, format!("expected a string or an array of strings, got {v}"))),
     }
 }
 

@@ -104,10 +104,8 @@ fn train_script(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) 
     let finished = matches!(run.ended, crate::train::Ended::Finished | crate::train::Ended::Diverged(_) | crate::train::Ended::Stopped(_));
     if let (Some(store), true) = (store, finished) {
         let key = crate::results::Store::key(&spec);
-        let weights = store.dir().join(format!("{key}.safetensors"));
-        let tmp = store.dir().join(format!(".tmp-{}-{key}.safetensors", std::process::id()));
-        model.save(&tmp)?;
-        std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
+        // Weights before the record: a record always has its weights.
+        store.atomic_write(&format!("{key}.safetensors"), |p| model.save(p))?;
         store.put(&spec, &crate::results::flatten(&spec), &run)?;
         net.1.borrow_mut().trained_by.push(key);
     }

@@ -89,21 +89,6 @@ pub fn engine(ctx: Rc<Context>) -> Engine {
     engine
 }
 
-/// Whether `code` is unfinished (an open block, array, map or string), so an
-/// interactive front end should read more lines.
-pub fn is_incomplete(engine: &Engine, code: &str) -> bool {
-    matches!(crate::kernel::is_complete(engine, code), crate::kernel::IsComplete::Incomplete(_))
-}
-
-/// How a value prints: library objects through their `to_string`, others as Rhai shows them.
-pub fn display_value(engine: &Engine, v: &rhai::Dynamic) -> String {
-    let ast = match engine.compile("fn show(x) { x.to_string() }") {
-        Ok(a) => a,
-        Err(_) => return v.to_string(),
-    };
-    engine.call_fn::<String>(&mut rhai::Scope::new(), &ast, "show", (v.clone(),)).unwrap_or_else(|_| v.to_string())
-}
-
 /// Text of library objects (tables and summaries), or `None` for plain Rhai values.
 pub fn plain_text(v: &rhai::Dynamic) -> Option<String> {
     if let Some(f) = v.read_lock::<crate::results::Frame>() {
