@@ -24,6 +24,26 @@ fn main() {
             println!("cargo:rustc-env=SPARSELAB_LIBTORCH_VERSION={ver}");
         }
     }
+    // The compact sparse-linear kernel (src/compute/sparse_linear.cpp), a libtorch
+    // autograd function compiled against the same headers tch uses.
+    println!("cargo:rerun-if-changed=src/compute/sparse_linear.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/compute/sparse_linear.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-w")
+        .flag("-Wno-psabi")
+        // at::parallel_for is inline OpenMP: without -fopenmp it runs on one thread.
+        .flag("-fopenmp")
+        .opt_level(3)
+        .compile("sparselab_kernels");
+    // Resolves to the libgomp.so.1 libtorch ships (same soname, found first through
+    // the rpath), so there is one OpenMP runtime and one thread pool.
+    println!("cargo:rustc-link-lib=gomp");
     let lib = root.join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

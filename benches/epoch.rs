@@ -7,7 +7,7 @@
 //! script (benches/pytorch_reference.py) runs the same workloads in the same process
 //! tree with the same thread count; the table prints both and the ratio.
 use sparselab::data::{search_path, Dataset, DatasetConfig, Subset};
-use sparselab::model::{Densities, MlpConfig, Model};
+use sparselab::model::{Densities, Kernel, MlpConfig, Model};
 use sparselab::train::{train, DeviceSpec, OptimizerConfig, OptimizerKind, TrainConfig};
 use std::collections::HashMap;
 use std::process::Command;
@@ -64,7 +64,9 @@ fn main() -> anyhow::Result<()> {
     } else {
         eprintln!("no PyTorch found next to .libtorch: run .ci/setup; printing sparselab times only");
     }
-    println!("{:<22} {:>12} {:>12} {:>7} {:>9} {:>10}", "workload", "sparselab s", "pytorch s", "ratio", "GFLOP", "GFLOP/s");
+    let ceiling = sgemm_ceiling();
+    println!("measured float32 ceiling: {ceiling:.1} GFLOP/s (best 1024^3 sgemm, {threads} threads)\n");
+    println!("{:<22} {:>12} {:>12} {:>7} {:>9} {:>10} {:>8}  kernels", "workload", "sparselab s", "pytorch s", "ratio", "GFLOP", "GFLOP/s", "%ceil");
     let mut ours = HashMap::new();
     for (name, w, dens, active) in &workloads {
         let cfg = MlpConfig { densities: dens.clone(), bias: false, ..MlpConfig::new(784, 10, 4, *w) };
@@ -74,14 +76,33 @@ fn main() -> anyhow::Result<()> {
         let s = run.seconds_per_epoch();
         let t = torch_times.get(name).copied().unwrap_or(f64::NAN);
         let gf = useful_gflop(active, n);
-        println!("{:<22} {:>12.2} {:>12.2} {:>7.2} {:>9.1} {:>10.1}", name, s, t, s / t, gf, gf / s);
+        let kernels: Vec<&str> = net.linears().iter().map(|l| if l.kernel() == Kernel::Compact { "C" } else { "D" }).collect();
+        println!("{:<22} {:>12.2} {:>12.2} {:>7.2} {:>9.1} {:>10.1} {:>7.1}%  {}", name, s, t, s / t, gf, gf / s, 100.0 * gf / s / ceiling, kernels.join(""));
         ours.insert(name.clone(), s);
-        let _ = net.layers();
     }
+    println!("\nkernels: D = dense masked product, C = compact (active weights only), per weight layer");
+    let (mut ours_sum, mut torch_sum) = (0.0, 0.0);
     for f in &fractions {
         let w = (f * 788.0).round() as i64;
         let (d, s) = (ours[&format!("dense w={w}")], ours[&format!("sparse 788 (f={f})")]);
-        println!("\nsparse/dense epoch-time ratio at f={f}: sparselab {:.2}, pytorch {:.2}", s / d, torch_times.get(&format!("sparse 788 (f={f})")).unwrap_or(&f64::NAN) / torch_times.get(&format!("dense w={w}")).unwrap_or(&f64::NAN));
+        let tr = torch_times.get(&format!("sparse 788 (f={f})")).unwrap_or(&f64::NAN) / torch_times.get(&format!("dense w={w}")).unwrap_or(&f64::NAN);
+        println!("sparse/dense epoch-time ratio at f={f}: sparselab {:.2}, pytorch {:.2}", s / d, tr);
+        ours_sum += s / d;
+        torch_sum += tr;
     }
+    let k = fractions.len() as f64;
+    println!("mean sparse/dense ratio over {} fraction(s): sparselab {:.2}, pytorch {:.2}", fractions.len(), ours_sum / k, torch_sum / k);
     Ok(())
+}
+
+/// Best rate of a 1024^3 float32 matmul on the configured threads, GFLOP/s.
+fn sgemm_ceiling() -> f64 {
+    let a = tch::Tensor::randn([1024, 1024], (tch::Kind::Float, tch::Device::Cpu));
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let _ = a.matmul(&a);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * 1024f64.powi(3) / best / 1e9
 }

@@ -19,6 +19,7 @@
 pub mod cancel;
 pub mod cli;
 pub mod data;
+pub mod compute;
 pub mod error;
 pub mod kernel;
 pub mod log;

@@ -49,3 +49,29 @@ fn measuring_never_changes_training() {
     assert!(avg.egf2 > 0.0 && avg.gnorm2 >= avg.egf2);
     let _ = Kind::Float;
 }
+
+/// The compact kernel sums in a fixed order: forward values and both gradients are
+/// bit-identical on 1 and 2 threads (a 788 x 788 layer, big enough to split rows).
+#[test]
+fn compact_kernel_does_not_depend_on_the_thread_count() {
+    let _torch = common::torch_lock();
+    let mask = sparselab::model::random_mask(&[788, 788], 150_000, 3, 1);
+    let w = sparselab::model::kaiming_normal(&[788, 788], 788.0, 3, 1).unwrap();
+    let values = sparselab::compute::CsrPlan::from_mask(&mask).gather(&w).set_requires_grad(true);
+    let x = sparselab::model::kaiming_normal(&[128, 788], 1.0, 4, 0).unwrap().set_requires_grad(true);
+    let run = |threads: i32| {
+        tch::set_num_threads(threads);
+        let y = plan_linear(&mask, &values, &x);
+        let g = tch::Tensor::run_backward(&[(&y * &y).sum(Kind::Float)], &[&x, &values], false, false);
+        (y, g)
+    };
+    let (y1, g1) = run(1);
+    let (y2, g2) = run(2);
+    tch::set_num_threads(2);
+    assert!(y1.equal(&y2) && g1[0].equal(&g2[0]) && g1[1].equal(&g2[1]));
+}
+
+/// A fresh plan each call: `linear` borrows it mutably.
+fn plan_linear(mask: &tch::Tensor, values: &tch::Tensor, x: &tch::Tensor) -> tch::Tensor {
+    sparselab::compute::CsrPlan::from_mask(mask).linear(x, values).unwrap()
+}

@@ -32,6 +32,7 @@ pub fn magnitude_prune(model: &dyn Model, density: f64, scope: Scope) -> Result<
             Some(all.topk(k, 0, true, true).0.min().double_value(&[]))
         }
     };
+    let mut masks = Vec::with_capacity(layers.len());
     for l in &layers {
         let a = l.weight.abs();
         let keep = match threshold {
@@ -44,11 +45,10 @@ pub fn magnitude_prune(model: &dyn Model, density: f64, scope: Scope) -> Result<
                 a.flatten(0, -1).zeros_like().index_fill(0, &idx, 1.0).view_as(&a).to_kind(Kind::Bool)
             }
         };
-        let m = keep.to_kind(Kind::Float);
-        l.mask.shallow_clone().copy_(&m);
-        let _ = l.weight.shallow_clone().g_mul_(&m);
+        masks.push(keep.to_kind(Kind::Float));
     }
-    Ok(())
+    drop(layers);
+    model.set_masks(&masks)
 }
 
 /// Dense training for `prune_at` of the epochs, pruning, then fine-tuning with the

@@ -1,6 +1,6 @@
 //! The MLP: `depth` sparse hidden layers of width `w`, then a sparse output layer
 //! (SPEC 2), with optional BatchNorm, residual pairs, dropout and a bias switch.
-use super::{Activation, BatchNorm, Density, Fan, Mode, Model, SparseLinear, SparseLinearConfig, WeightRef};
+use super::{Activation, BatchNorm, Density, Fan, Kernel, Mode, Model, SparseLinear, SparseLinearConfig, WeightRef};
 use crate::error::{Error, Result};
 use tch::{nn, Device, Tensor};
 
@@ -42,6 +42,10 @@ pub struct MlpConfig {
     pub fans: Option<Vec<Fan>>,
     /// Seed of the masks and initial values.
     pub seed: u64,
+    /// Weight representation per layer (`Auto`: compact below the crossover density).
+    /// Not part of a run's identity when `Auto`.
+    #[serde(default, skip_serializing_if = "Kernel::is_auto")]
+    pub kernel: Kernel,
 }
 
 impl MlpConfig {
@@ -60,6 +64,7 @@ impl MlpConfig {
             dropout: 0.0,
             fans: None,
             seed: 0,
+            kernel: Kernel::Auto,
         }
     }
 
@@ -109,7 +114,7 @@ impl MlpConfig {
         let mut norms = Vec::new();
         let mut acts = Vec::new();
         for (i, [out, inp]) in self.shapes().into_iter().enumerate() {
-            let cfg = SparseLinearConfig::new(inp, out).with_bias(self.bias).with_fan(fans[i]);
+            let cfg = SparseLinearConfig::new(inp, out).with_bias(self.bias).with_fan(fans[i]).with_kernel(self.kernel);
             let cfg = SparseLinearConfig { density: densities[i], ..cfg };
             linears.push(cfg.init(&(&root / format!("fc{}", i + 1)), self.seed, i as u64)?);
             if i < self.depth {
@@ -163,7 +168,7 @@ impl Model for Mlp {
             if starts_block {
                 residual = Some(h.shallow_clone());
             }
-            let mut z = self.linears[i].forward(&h)?;
+            let mut z = self.linears[i].forward(&h, mode)?;
             if self.cfg.batch_norm {
                 z = self.norms[i].forward(&z, mode)?;
             }
@@ -177,11 +182,29 @@ impl Model for Mlp {
                 h = h.f_dropout(self.cfg.dropout, mode == Mode::Train)?;
             }
         }
-        self.linears[self.cfg.depth].forward(&h)
+        self.linears[self.cfg.depth].forward(&h, mode)
     }
 
     fn weight_layers(&self) -> Vec<WeightRef<'_>> {
-        self.linears.iter().map(|l| WeightRef { name: &l.name, weight: &l.weight, mask: &l.mask }).collect()
+        self.linears.iter().map(|l| WeightRef { name: &l.name, weight: l.weight(), mask: &l.mask }).collect()
+    }
+
+    fn clear_measure(&self) {
+        self.linears.iter().for_each(SparseLinear::clear_measure);
+    }
+
+    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+        super::check_masks(&self.weight_layers(), masks)?;
+        for (l, m) in self.linears.iter().zip(masks) {
+            l.set_mask(m);
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, path: &std::path::Path) -> Result<()> {
+        self.vs.load(path).map_err(|e| Error::data(path, e.to_string()))?;
+        self.linears.iter().for_each(SparseLinear::refresh);
+        Ok(())
     }
 
     fn var_store(&self) -> &nn::VarStore {

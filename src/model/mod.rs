@@ -11,7 +11,7 @@ mod resnet;
 
 pub use activation::{Activation, ACTIVATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
-pub use linear::{Fan, SparseLinear, SparseLinearConfig};
+pub use linear::{Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
 pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
 pub use mlp::{Densities, Mlp, MlpConfig};
 pub use norm::BatchNorm;
@@ -38,8 +38,9 @@ pub enum Mode {
 pub struct WeightRef<'a> {
     /// Dotted name, e.g. `fc2`.
     pub name: &'a str,
-    /// The weight, zero where masked.
-    pub weight: &'a Tensor,
+    /// The effective weight, zero where masked (for a compact layer a materialised
+    /// copy, or the gradient-flow leaf while measuring).
+    pub weight: Tensor,
     /// Its 0/1 mask.
     pub mask: &'a Tensor,
 }
@@ -103,12 +104,31 @@ pub trait Model {
         self.weight_layers()
             .iter()
             .map(|l| {
-                let shape = l.weight.size();
+                let shape = l.mask.size();
                 let total: i64 = shape.iter().product();
                 let active = mask_count(l.mask);
                 LayerInfo { name: l.name.to_string(), shape, active, total, density: active as f64 / total as f64 }
             })
             .collect()
+    }
+
+    /// Ends a gradient-flow measurement (drops compact layers' measuring leaves).
+    fn clear_measure(&self) {}
+
+    /// Replaces every weight layer's mask (in [`Model::weight_layers`] order) and zeroes
+    /// the weights the new masks drop.
+    ///
+    /// # Errors
+    /// A count or shape that does not match.
+    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+        let layers = self.weight_layers();
+        check_masks(&layers, masks)?;
+        let _guard = tch::no_grad_guard();
+        for (l, m) in layers.iter().zip(masks) {
+            l.mask.shallow_clone().copy_(m);
+            let _ = l.weight.shallow_clone().g_mul_(m);
+        }
+        Ok(())
     }
 
     /// Device of the variables.
@@ -130,6 +150,18 @@ pub trait Model {
     fn load(&mut self, path: &Path) -> Result<()> {
         self.var_store_mut().load(path).map_err(|e| Error::data(path, e.to_string()))
     }
+}
+
+pub(crate) fn check_masks(layers: &[WeightRef<'_>], masks: &[Tensor]) -> Result<()> {
+    if layers.len() != masks.len() {
+        return Err(Error::config("masks", format!("{} masks given, the model has {} weight layers", masks.len(), layers.len())));
+    }
+    for (l, m) in layers.iter().zip(masks) {
+        if l.mask.size() != m.size() {
+            return Err(Error::config("masks", format!("{}: mask shape {:?}, layer shape {:?}", l.name, m.size(), l.mask.size())));
+        }
+    }
+    Ok(())
 }
 
 /// The layer report as an aligned text table.

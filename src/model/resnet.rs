@@ -163,17 +163,17 @@ impl Model for Cnn {
             h = bn.forward(&h, mode)?.relu();
         }
         let pooled = h.f_adaptive_avg_pool2d([1, 1])?.f_flatten(1, -1)?;
-        self.fc.forward(&pooled)
+        self.fc.forward(&pooled, mode)
     }
 
     fn weight_layers(&self) -> Vec<WeightRef<'_>> {
-        let mut v = vec![WeightRef { name: &self.stem.name, weight: &self.stem.weight, mask: &self.stem.mask }];
+        let mut v = vec![WeightRef { name: &self.stem.name, weight: self.stem.weight.shallow_clone(), mask: &self.stem.mask }];
         for b in &self.blocks {
             for c in [Some(&b.conv1), Some(&b.conv2), b.shortcut.as_ref()].into_iter().flatten() {
-                v.push(WeightRef { name: &c.name, weight: &c.weight, mask: &c.mask });
+                v.push(WeightRef { name: &c.name, weight: c.weight.shallow_clone(), mask: &c.mask });
             }
         }
-        v.push(WeightRef { name: &self.fc.name, weight: &self.fc.weight, mask: &self.fc.mask });
+        v.push(WeightRef { name: &self.fc.name, weight: self.fc.weight(), mask: &self.fc.mask });
         v
     }
 

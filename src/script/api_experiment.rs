@@ -25,6 +25,7 @@ fn base_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<(MlpC
         batch_norm: o.bool("batch_norm", false)?,
         skip: o.bool("skip", false)?,
         dropout: o.f64_in("dropout", 0.0, 0.0, 0.99)?,
+        kernel: crate::model::Kernel::parse(&o.string("kernel", "auto")?)?,
         ..MlpConfig::new(data.input_size(), data.classes as i64, depth, 1)
     };
     Ok((base, max_width, init))

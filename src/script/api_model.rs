@@ -2,7 +2,7 @@
 use super::api_data::DataHandle;
 use super::config::Opts;
 use super::{rt, Context, RhaiResult};
-use crate::model::{layer_table, Densities, Fan, MlpConfig, Model};
+use crate::model::{layer_table, Densities, Fan, Kernel, MlpConfig, Model};
 use crate::results::{layers_frame, Frame};
 use crate::Error;
 use rhai::{Dynamic, Engine, Map};
@@ -65,6 +65,7 @@ pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Ml
         dropout: o.f64_in("dropout", 0.0, 0.0, 0.99)?,
         fans,
         seed: o.usize("seed", 0)? as u64,
+        kernel: Kernel::parse(&o.string("kernel", "auto")?)?,
         ..MlpConfig::new(data.input_size(), data.classes as i64, depth, width)
     })
 }

@@ -86,13 +86,15 @@ pub fn measurement_indices(n: usize, samples: usize) -> Vec<i64> {
 /// Gradient of the mean loss over `subset` w.r.t. each weight layer's effective
 /// weight. Weights are held at zero where masked and used directly, so the
 /// parameter gradient IS G_l, non-zero at masked positions too (report 3.2.2).
-/// Runs in [`Mode::Measure`] (batch statistics, no running-stat update, no dropout)
+/// Compact layers measure through a dense leaf of their effective weight, for the
+/// same reason. Runs in [`Mode::Measure`] (batch statistics, no running-stat update, no dropout)
 /// and leaves all gradients zero, so training is unchanged.
 pub fn measure(model: &dyn Model, subset: &Split, epoch: usize) -> Result<GradFlowPoint> {
     let params = model.params();
     for p in &params {
         p.tensor.shallow_clone().zero_grad();
     }
+    model.clear_measure();
     let n = subset.len() as i64;
     // Chunks bound memory for conv nets; an MLP subset of 5,000 goes in one piece.
     let per_example: i64 = subset.x.size()[1..].iter().product();
@@ -122,6 +124,7 @@ pub fn measure(model: &dyn Model, subset: &Split, epoch: usize) -> Result<GradFl
     for p in &params {
         p.tensor.shallow_clone().zero_grad();
     }
+    model.clear_measure();
     let nl = layers.len().max(1) as f64;
     Ok(GradFlowPoint {
         epoch,

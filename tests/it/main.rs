@@ -2,6 +2,7 @@
 mod common;
 mod data;
 mod gradflow;
+mod kernels;
 mod model;
 mod script;
 mod scripts;

@@ -26,7 +26,7 @@ fn kaiming_fan_override_sets_active_weight_variance() {
     let cfg = MlpConfig { densities: Densities::Uniform(0.25), fans: Some(vec![Fan::Value(394.0)]), bias: false, ..MlpConfig::new(788, 10, 1, 788) };
     let net = cfg.init(Device::Cpu).unwrap();
     let l = &net.linears()[0];
-    let active = l.weight.masked_select(&l.mask.to_kind(Kind::Bool));
+    let active = l.weight().masked_select(&l.mask.to_kind(Kind::Bool));
     let std = active.std(true).double_value(&[]);
     assert!((std - (2.0f64 / 394.0).sqrt()).abs() < 0.002, "{std}");
 }
@@ -41,7 +41,7 @@ fn masks_are_saved_and_loaded_with_the_model() {
     assert!(!a.linears()[0].mask.equal(&b.linears()[0].mask));
     b.load(&path).unwrap();
     for (x, y) in a.linears().iter().zip(b.linears()) {
-        assert!(x.mask.equal(&y.mask) && x.weight.equal(&y.weight), "{}", x.name);
+        assert!(x.mask.equal(&y.mask) && x.weight().equal(&y.weight()), "{}", x.name);
     }
     std::fs::remove_file(&path).ok();
 }
@@ -53,7 +53,7 @@ fn skip_connections_pair_hidden_layers_two_and_three() {
     let cfg = MlpConfig { skip: true, bias: false, ..MlpConfig::new(6, 3, 4, 5) };
     let net = cfg.init(Device::Cpu).unwrap();
     let x = Tensor::randn([7, 6], (Kind::Float, Device::Cpu));
-    let w: Vec<&Tensor> = net.linears().iter().map(|l| &l.weight).collect();
+    let w: Vec<Tensor> = net.linears().iter().map(|l| l.weight()).collect();
     let h1 = x.matmul(&w[0].tr()).relu();
     let h2 = h1.matmul(&w[1].tr()).relu();
     let h3 = (h2.matmul(&w[2].tr()) + &h1).relu();
@@ -155,20 +155,20 @@ fn magnitude_pruning_keeps_the_largest_weights_per_layer_or_globally() {
     let w1: Vec<f32> = (1..=12).map(|i| if i % 2 == 0 { -(i as f32) } else { i as f32 }).collect();
     let w2: Vec<f32> = (1..=6).map(|i| i as f32 * 0.5).collect();
     tch::no_grad(|| {
-        net.linears()[0].weight.shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
-        net.linears()[1].weight.shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
+        net.linears()[0].weight().shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
+        net.linears()[1].weight().shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
     });
     magnitude_prune(&net, 0.25, Scope::Layer).unwrap();
     // Layer scope: fc1 keeps round(0.25 * 12) = 3 largest |w| (10, 11, 12); fc2 keeps 2 (2.5, 3.0).
-    let kept = |l: usize| Vec::<f32>::try_from(net.linears()[l].weight.flatten(0, -1)).unwrap();
+    let kept = |l: usize| Vec::<f32>::try_from(net.linears()[l].weight().flatten(0, -1)).unwrap();
     assert_eq!(kept(0), vec![0., 0., 0., 0., 0., 0., 0., 0., 0., -10., 11., -12.]);
     assert_eq!(kept(1), vec![0., 0., 0., 0., 2.5, 3.0]);
     assert_eq!(net.layers().iter().map(|l| l.active).collect::<Vec<_>>(), vec![3, 2]);
     // Global scope on a fresh copy: 0.25 of all 18 weights = 5 (rounded), all from fc1.
     let net2 = MlpConfig { bias: false, ..MlpConfig::new(4, 2, 1, 3) }.init(Device::Cpu).unwrap();
     tch::no_grad(|| {
-        net2.linears()[0].weight.shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
-        net2.linears()[1].weight.shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
+        net2.linears()[0].weight().shallow_clone().copy_(&Tensor::from_slice(&w1).view([3, 4]));
+        net2.linears()[1].weight().shallow_clone().copy_(&Tensor::from_slice(&w2).view([2, 3]));
     });
     magnitude_prune(&net2, 0.25, Scope::Global).unwrap();
     assert_eq!(net2.layers().iter().map(|l| l.active).collect::<Vec<_>>(), vec![5, 0]);
