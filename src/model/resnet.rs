@@ -185,6 +185,29 @@ impl Model for Cnn {
         &mut self.vs
     }
 
+    fn clear_measure(&self) {
+        self.fc.clear_measure();
+    }
+
+    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+        let layers = self.weight_layers();
+        super::check_masks(&layers, masks)?;
+        let _guard = tch::no_grad_guard();
+        let last = layers.len() - 1;
+        for (l, m) in layers[..last].iter().zip(masks) {
+            l.mask.shallow_clone().copy_(m);
+            let _ = l.weight.shallow_clone().g_mul_(m);
+        }
+        self.fc.set_mask(&masks[last]); // compact or dense
+        Ok(())
+    }
+
+    fn load(&mut self, path: &std::path::Path) -> Result<()> {
+        self.vs.load(path).map_err(|e| Error::data(path, e.to_string()))?;
+        self.fc.refresh();
+        Ok(())
+    }
+
     fn input_shape(&self) -> [i64; 3] {
         [self.cfg.in_channels, 32, 32]
     }

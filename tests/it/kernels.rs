@@ -140,3 +140,25 @@ fn compact_models_save_load_and_prune() {
     let want = x.linear(&l.weight(), l.bias.as_ref());
     assert!(max_rel(&y, &want) < 1e-5);
 }
+
+/// A CNN whose classifier is compact (density 0.3 <= crossover): saving and loading
+/// rebuild its index structure, and pruning goes through the compact layer.
+#[test]
+fn cnn_with_a_compact_classifier_loads_and_prunes() {
+    let _torch = super::common::torch_lock();
+    use sparselab::model::CnnConfig;
+    let path = std::env::temp_dir().join(format!("sparselab-cnn-compact-{}.safetensors", std::process::id()));
+    let cfg = CnnConfig { densities: vec![0.3], ..CnnConfig::new("resnet32", 3, 10) };
+    let a = CnnConfig { seed: 1, ..cfg.clone() }.init(Device::Cpu).unwrap();
+    a.save(&path).unwrap();
+    let mut b = CnnConfig { seed: 2, ..cfg }.init(Device::Cpu).unwrap();
+    b.load(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    assert!(a.forward(&x, Mode::Eval).unwrap().equal(&b.forward(&x, Mode::Eval).unwrap()));
+    sparselab::experiment::magnitude_prune(&b, 0.1, sparselab::experiment::Scope::Layer).unwrap();
+    let fc = b.layers().last().cloned().unwrap();
+    assert_eq!((fc.name.as_str(), fc.active), ("fc", 64)); // round(0.1 * 640)
+    let w = b.weight_layers().last().unwrap().weight.shallow_clone();
+    assert_eq!((w.ne(0.0).sum(Kind::Int64)).int64_value(&[]), 64);
+}
