@@ -133,11 +133,8 @@ impl SparseLinearConfig {
             return Ok(SparseLinear { name, param: weight, mask, bias, compact: None });
         }
         // Same mask and initial values as the dense representation, stored compactly.
-        let (mask, w) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
-            let m = super::mask::random_mask(&shape, k, seed, layer);
-            let w = super::mask::kaiming_normal(&shape, fan, seed, layer)?;
-            Ok((m, w))
-        })?;
+        let mask = super::mask::random_mask(&shape, k, seed, layer);
+        let w = super::mask::kaiming_normal(&shape, fan, seed, layer)?;
         let mut plan = CsrPlan::from_mask(&mask);
         let values = path.f_var_copy("values", &plan.gather(&w))?;
         let mask_var = path.f_zeros_no_train("mask", &shape)?;

@@ -123,11 +123,7 @@ pub trait Model {
     fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
         let layers = self.weight_layers();
         check_masks(&layers, masks)?;
-        let _guard = tch::no_grad_guard();
-        for (l, m) in layers.iter().zip(masks) {
-            l.mask.shallow_clone().copy_(m);
-            let _ = l.weight.shallow_clone().g_mul_(m);
-        }
+        set_dense_masks(&layers, masks);
         Ok(())
     }
 
@@ -162,6 +158,16 @@ pub(crate) fn check_masks(layers: &[WeightRef<'_>], masks: &[Tensor]) -> Result<
         }
     }
     Ok(())
+}
+
+/// Copies each mask into a layer that stores its weight densely and zeroes the
+/// weights it drops (the masks are already checked).
+pub(crate) fn set_dense_masks(layers: &[WeightRef<'_>], masks: &[Tensor]) {
+    let _guard = tch::no_grad_guard();
+    for (l, m) in layers.iter().zip(masks) {
+        l.mask.shallow_clone().copy_(m);
+        let _ = l.weight.shallow_clone().g_mul_(m);
+    }
 }
 
 /// The layer report as an aligned text table.

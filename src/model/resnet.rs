@@ -192,12 +192,8 @@ impl Model for Cnn {
     fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
         let layers = self.weight_layers();
         super::check_masks(&layers, masks)?;
-        let _guard = tch::no_grad_guard();
         let last = layers.len() - 1;
-        for (l, m) in layers[..last].iter().zip(masks) {
-            l.mask.shallow_clone().copy_(m);
-            let _ = l.weight.shallow_clone().g_mul_(m);
-        }
+        super::set_dense_masks(&layers[..last], &masks[..last]);
         self.fc.set_mask(&masks[last]); // compact or dense
         Ok(())
     }
