@@ -17,7 +17,9 @@ p.add_argument("--epochs", type=int, default=1)
 p.add_argument("--workload", action="append", required=True,
                help="name:width:active1,active2,... (active counts per layer; 'dense' for all)")
 p.add_argument("--train-limit", type=int, default=0)
+p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: the data lives there, as in sparselab")
 a = p.parse_args()
+dev = torch.device(a.device)
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
@@ -32,7 +34,12 @@ xte, yte = idx(f"{a.data}/t10k-images-idx3-ubyte.gz", True), idx(f"{a.data}/t10k
 if a.train_limit:
     xtr, ytr = xtr[: a.train_limit], ytr[: a.train_limit]
 m, s = xtr.mean(), xtr.std()
-xtr, xte = (xtr - m) / s, (xte - m) / s
+xtr, xte = ((xtr - m) / s).to(dev), ((xte - m) / s).to(dev)
+ytr, yte = ytr.to(dev), yte.to(dev)
+
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
 
 class MaskedMLP(torch.nn.Module):
     def __init__(self, sizes, active):
@@ -46,7 +53,7 @@ class MaskedMLP(torch.nn.Module):
             else:
                 mask = torch.zeros(n)
                 mask[torch.randperm(n)[:k]] = 1
-                self.masks.append(mask.view_as(l.weight))
+                self.masks.append(mask.view_as(l.weight).to(dev))
             torch.nn.init.kaiming_normal_(l.weight)
 
     def forward(self, x):
@@ -62,12 +69,13 @@ for spec in a.workload:
     width = int(width)
     sizes = [784] + [width] * 4 + [10]
     active = [None] * 5 if active == "dense" else [int(k) for k in active.split(",")]
-    net = MaskedMLP(sizes, active)
+    net = MaskedMLP(sizes, active).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
     times = []
     for epoch in range(a.epochs):
+        sync()
         t0 = time.perf_counter()
-        perm = torch.randperm(len(ytr))
+        perm = torch.randperm(len(ytr), device=dev)
         for i in range(0, len(ytr), 128):
             idx_b = perm[i:i + 128]
             loss = torch.nn.functional.cross_entropy(net(xtr[idx_b]), ytr[idx_b])
@@ -77,5 +85,6 @@ for spec in a.workload:
         with torch.no_grad():
             for i in range(0, len(yte), 2048):
                 torch.nn.functional.cross_entropy(net(xte[i:i + 2048]), yte[i:i + 2048])
+        sync()
         times.append(time.perf_counter() - t0)
     print(json.dumps({"name": name, "seconds_per_epoch": sum(times) / len(times), "epochs": a.epochs}), flush=True)

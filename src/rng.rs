@@ -13,10 +13,12 @@ pub enum Stream {
     Init = 2,
     /// Minibatch order.
     DataOrder = 3,
-    /// Seed handed to libtorch for dropout and augmentation.
+    /// Seed handed to libtorch for dropout.
     Torch = 4,
     /// Dataset subsets and splits.
     Split = 5,
+    /// Crop offsets and flips of data augmentation (index: epoch).
+    Augment = 6,
 }
 
 /// A ChaCha8 generator for `(seed, stream, index)`; `index` separates layers or epochs.

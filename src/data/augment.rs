@@ -1,17 +1,31 @@
 //! Data augmentation on the training device: random crop with zero padding and
 //! random horizontal flip, drawn independently per example (SPEC 3, "DA").
+use crate::rng::{stream, Stream};
+use rand::Rng;
 use tch::{Kind, Tensor};
 
-/// xs: [B, C, H, W] -> [B, C, H, W], each example shifted by a random crop of the
-/// `pad`-padded image and flipped left-right with probability 1/2. Uses libtorch's
-/// generator on the tensor's device (seeded per run), so no host round trip.
-pub fn crop_flip(xs: &Tensor, pad: i64) -> Tensor {
+/// One epoch's augmentation draws: `[n, 3]` int64 rows `(dy, dx, flip)` with offsets
+/// in `0..=2 * pad` and flip in {0, 1}, row `i` for the `i`-th example of the epoch's
+/// order. They come from the `(seed, Augment, epoch)` stream, not libtorch's global
+/// generator, so a run augments identically on CPU and GPU and whether it trains
+/// alone or inside a batched ensemble. Made once per epoch and moved to the device
+/// in one copy, so batches make no host round trip.
+pub fn augment_draws(seed: u64, epoch: usize, n: usize, pad: i64) -> Tensor {
+    let mut rng = stream(seed, Stream::Augment, epoch as u64);
+    let span = (2 * pad + 1) as u32;
+    let v: Vec<i64> = (0..n).flat_map(|_| [rng.random_range(0..span) as i64, rng.random_range(0..span) as i64, rng.random_range(0..2u32) as i64]).collect();
+    Tensor::from_slice(&v).view([n as i64, 3])
+}
+
+/// xs: [B, C, H, W] -> [B, C, H, W], each example shifted by a crop of the
+/// `pad`-padded image and flipped left-right as its row of `draws` ([B, 3] from
+/// [`augment_draws`], on the device of `xs`) says.
+pub fn crop_flip(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
     let (b, _c, h, w) = xs.size4().expect("augment expects [B, C, H, W]");
     let dev = xs.device();
     let padded = xs.constant_pad_nd([pad, pad, pad, pad]);
-    let oy = Tensor::randint(2 * pad + 1, [b, 1, 1], (Kind::Int64, dev));
-    let ox = Tensor::randint(2 * pad + 1, [b, 1, 1], (Kind::Int64, dev));
-    let flip = Tensor::randint(2, [b, 1, 1], (Kind::Int64, dev));
+    let d = draws.view([b, 3, 1, 1]);
+    let (oy, ox, flip) = (d.select(1, 0), d.select(1, 1), d.select(1, 2));
     let rows = oy + Tensor::arange(h, (Kind::Int64, dev)).view([1, h, 1]);
     // Flipping = reading columns right-to-left inside the crop window.
     let col = Tensor::arange(w, (Kind::Int64, dev)).view([1, 1, w]);
@@ -31,23 +45,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crops_are_shifted_windows_and_flips_mirror() {
-        tch::manual_seed(3);
-        let x = Tensor::arange(2 * 16, (Kind::Float, tch::Device::Cpu)).view([2, 1, 4, 4]) + 1.0;
-        let y = crop_flip(&x, 1);
-        assert_eq!(y.size(), vec![2, 1, 4, 4]);
-        // Every output example equals some shifted (and maybe mirrored) window of
-        // its zero-padded input: check by brute force over the 3x3x2 choices.
-        let padded = x.constant_pad_nd([1, 1, 1, 1]);
-        for i in 0..2 {
-            let out = y.get(i);
-            let found = (0..3).any(|dy| {
-                (0..3).any(|dx| {
-                    let win = padded.get(i).narrow(1, dy, 4).narrow(2, dx, 4);
-                    out.equal(&win) || out.equal(&win.flip([2]))
-                })
-            });
-            assert!(found, "example {i} is not a crop/flip of its input");
+    fn crop_and_flip_follow_the_draws() {
+        // 4x4 image 1..16, pad 1, crop at (dy 0, dx 2), flipped; worked by hand:
+        // the window is rows -1..3, columns 1..5 of the image (zero outside), mirrored.
+        let x = Tensor::arange(16, (Kind::Float, tch::Device::Cpu)).view([1, 1, 4, 4]) + 1.0;
+        let y = crop_flip(&x, 1, &Tensor::from_slice(&[0i64, 2, 1]).view([1, 3]));
+        let want = [0., 0., 0., 0., 0., 4., 3., 2., 0., 8., 7., 6., 0., 12., 11., 10.];
+        assert_eq!(Vec::<f32>::try_from(y.view([-1])).unwrap(), want.map(|v| v as f32));
+        // No flip, centred crop: the image itself.
+        let y = crop_flip(&x, 1, &Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]));
+        assert!(y.equal(&x));
+    }
+
+    #[test]
+    fn draws_cover_every_offset_and_are_reproducible() {
+        let d = augment_draws(3, 0, 3000, 4);
+        assert!(d.equal(&augment_draws(3, 0, 3000, 4)));
+        assert!(!d.equal(&augment_draws(3, 1, 3000, 4)), "epochs draw differently");
+        for (col, span) in [(0, 9), (1, 9), (2, 2)] {
+            let counts = Vec::<i64>::try_from(d.select(1, col).bincount(None::<Tensor>, 0)).unwrap();
+            assert_eq!(counts.len(), span, "column {col} takes exactly 0..{span}");
+            // 3000 / span expected per value; 5 sigma of a binomial is well inside 25%.
+            let expect = 3000 / span as i64;
+            assert!(counts.iter().all(|&c| (c - expect).abs() < expect / 4), "column {col}: {counts:?}");
         }
     }
 }

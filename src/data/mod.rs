@@ -12,7 +12,7 @@ mod cifar;
 mod idx;
 mod synthetic;
 
-pub use augment::crop_flip;
+pub use augment::{augment_draws, crop_flip};
 pub use synthetic::SyntheticConfig;
 
 use crate::error::{Error, Result};

@@ -10,4 +10,4 @@ pub use correlation::{gradflow_correlation, MEASURES};
 pub use grid::{grid_frame, grid_runs_frame, regularization, sc_sdc_grid, GridAxes, GridCell, Regularization};
 pub use prune::{magnitude_prune, prune_train, Scope};
 pub use snas::{snas, Budget, Objective, SnasConfig, SnasResult, Space, Trial};
-pub use sc_sdc::{dense_widths, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, Twins};
+pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, Twins, ENSEMBLE_MEMBERS};

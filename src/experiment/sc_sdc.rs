@@ -3,10 +3,11 @@
 //! signed-rank test (SPEC 4, report 3.2.1, A.1.1).
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{Densities, Fan, MlpConfig, Model};
+use crate::model::{BatchedMlp, Densities, Fan, Kernel, MlpConfig, Model};
 use crate::results::{dataset_identity, flatten, train_identity, Frame, FrameBuilder, Lookup, Store};
 use crate::stats::{wilcoxon, Alternative, WilcoxonOptions, WilcoxonResult};
-use crate::train::{train, RunResult, TrainConfig};
+use crate::train::{train, train_ensemble, RunResult, TrainConfig};
+use tch::Device;
 
 /// How the sparse twin's Kaiming fan is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,50 @@ pub struct ScSdcConfig {
     pub init_fan: InitFan,
     /// Training settings shared by every run (its seed is replaced per run).
     pub train: TrainConfig,
+    /// Most networks trained together as one batched ensemble ([`ensemble_groups`]);
+    /// 1 trains them one by one.
+    pub ensemble: usize,
+}
+
+/// Default cap on ensemble members ([`ScSdcConfig::ensemble`]): the 15 sparse twins
+/// of a study fit in one.
+pub const ENSEMBLE_MEMBERS: usize = 16;
+
+/// Weights (dense-equivalent, all members together) an ensemble may hold on the CPU:
+/// 2^26 floats, 256 MiB per copy (weights, gradients, optimizer state, masks); on a
+/// GPU 2^28 (1 GiB per copy: the 15 sparse twins of a CIFAR study, 3076 wide, fit).
+fn ensemble_weights(device: Device) -> i64 {
+    if device == Device::Cpu { 1 << 26 } else { 1 << 28 }
+}
+
+/// Splits networks into groups that train together as one batched ensemble: the
+/// same architecture ([`crate::model::batchable`]: no dropout), the same
+/// representation per layer on `device` (on the CPU a compact layer and a dense one
+/// do not mix, so each member keeps its fastest kernel; on CUDA every layer is
+/// dense, so all twins of one shape form one group), at most `cap` members and
+/// 2^26 weights in all (2^28 on a GPU). Groups keep the networks' order.
+///
+/// # Errors
+/// A configuration whose densities do not fit its layers.
+pub fn ensemble_groups(cfgs: &[MlpConfig], device: Device, cap: usize) -> Result<Vec<Vec<usize>>> {
+    let mut groups: Vec<(Vec<usize>, Vec<Kernel>)> = Vec::new();
+    let mut done: Vec<Vec<usize>> = Vec::new();
+    for (i, c) in cfgs.iter().enumerate() {
+        let kernels = if device == Device::Cpu { c.kernels()? } else { vec![Kernel::Dense; c.depth + 1] };
+        let weights: i64 = c.shapes().iter().map(|[o, i]| o * i).sum();
+        let limit = cap.min((ensemble_weights(device) / weights.max(1)).max(1) as usize).max(1);
+        let fits = |(g, k): &&mut (Vec<usize>, Vec<Kernel>)| *k == kernels && crate::model::batchable(&cfgs[g[0]], c);
+        match groups.iter_mut().find(|g| fits(g)) {
+            Some(g) if g.0.len() < limit => g.0.push(i),
+            Some(g) => {
+                done.push(std::mem::replace(&mut g.0, vec![i]));
+            }
+            None => groups.push((vec![i], kernels)),
+        }
+    }
+    done.extend(groups.into_iter().map(|g| g.0));
+    done.sort_by_key(|g| g[0]);
+    Ok(done)
 }
 
 /// One trained network of the study.
@@ -96,7 +141,24 @@ pub struct ScSdcResult {
     pub test: Option<WilcoxonResult>,
 }
 
+/// A run of the study before training.
+struct Job {
+    fraction: f64,
+    dense_width: i64,
+    seed: u64,
+    variant: &'static str,
+    model: MlpConfig,
+    train: TrainConfig,
+    spec: serde_json::Value,
+    active: Vec<i64>,
+}
+
 /// Trains every twin and tests H1: sparse > dense (one-sided, exact).
+///
+/// Networks of one shape train together as batched ensembles ([`ensemble_groups`],
+/// at most `cfg.ensemble` at a time): on the CPU the sparse twins of similar
+/// density and the seeds of each dense width; on a GPU all 15 sparse twins at once.
+/// Each gives the result it would give alone (tests/it/ensemble.rs).
 ///
 /// # Errors
 /// Bad settings, training failures (divergence is a result, not an error).
@@ -105,54 +167,91 @@ pub struct ScSdcResult {
 pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_run: impl FnMut(&ScSdcRun)) -> Result<ScSdcResult> {
     let max_width = cfg.max_width.unwrap_or(data.input_size() + 4);
     let widths = dense_widths(max_width, &cfg.fractions);
-    let mut runs = Vec::new();
+    let device = cfg.train.device.resolve()?;
+    let mut jobs = Vec::new();
     for (&fraction, &w) in cfg.fractions.iter().zip(&widths) {
         for &seed in &cfg.seeds {
             let base = MlpConfig { input: data.input_size(), classes: data.classes as i64, seed, ..cfg.base.clone() };
             let t = twins(&base, w, max_width, cfg.init_fan)?;
-            for (variant, mcfg) in [("sparse", &t.sparse), ("dense", &t.dense)] {
-                let tc = TrainConfig { seed, ..cfg.train.clone() };
-                let spec = serde_json::json!({ "kind": "sc_sdc", "data": dataset_identity(data), "model": mcfg, "train": train_identity(&tc) });
-                let active: Vec<i64> = match &mcfg.densities {
-                    Densities::Active(k) => k.clone(),
-                    _ => mcfg.shapes().iter().map(|[o, i]| o * i).collect(),
-                };
-                let lookup = match store {
-                    Some(s) => s.lookup(&spec)?,
-                    None => Lookup::Train,
-                };
-                let run = match lookup {
-                    Lookup::Done(r) => r.run,
-                    Lookup::OtherShard => RunResult::skipped(),
-                    Lookup::Train => {
-                        let mut net = mcfg.init(tch::Device::Cpu)?;
-                        // The defining property of SC-SDC: both twins have the dense
-                        // twin's active count in every layer.
-                        let built: Vec<i64> = net.layers().iter().map(|l| l.active).collect();
-                        if built != active {
-                            return Err(Error::Shape(format!("SC-SDC {variant} twin at width {w}: active counts {built:?} != dense twin's {active:?}")));
-                        }
-                        let run = train(&mut net, data, &tc)?;
-                        let complete = !matches!(run.ended, crate::train::Ended::Interrupted(_));
-                        if let (Some(s), true) = (store, complete) {
-                            let mut cols = vec![("fraction".to_string(), serde_json::json!(fraction)), ("dense_width".to_string(), serde_json::json!(w)), ("variant".to_string(), serde_json::json!(variant))];
-                            cols.extend(flatten(&spec));
-                            s.put(&spec, &cols, &run)?;
-                        }
-                        run
-                    }
-                };
-                let r = ScSdcRun { fraction, dense_width: w, seed, variant, active, run };
-                on_run(&r);
-                runs.push(r);
-                if crate::cancel::requested() {
-                    return Err(Error::Interrupted);
-                }
+            for (variant, model) in [("sparse", t.sparse), ("dense", t.dense)] {
+                let train = TrainConfig { seed, ..cfg.train.clone() };
+                let spec = serde_json::json!({ "kind": "sc_sdc", "data": dataset_identity(data), "model": model, "train": train_identity(&train) });
+                let active = model.active_counts()?;
+                jobs.push(Job { fraction, dense_width: w, seed, variant, model, train, spec, active });
             }
         }
     }
+    let mut runs: Vec<Option<RunResult>> = Vec::with_capacity(jobs.len());
+    let mut pending = Vec::new();
+    for (i, j) in jobs.iter().enumerate() {
+        runs.push(match store.map(|s| s.lookup(&j.spec)).transpose()? {
+            Some(Lookup::Done(r)) => Some(r.run),
+            Some(Lookup::OtherShard) => Some(RunResult::skipped()),
+            Some(Lookup::Train) | None => {
+                pending.push(i);
+                None
+            }
+        });
+    }
+    let report = |j: &Job, run: &RunResult, on_run: &mut dyn FnMut(&ScSdcRun)| {
+        on_run(&ScSdcRun { fraction: j.fraction, dense_width: j.dense_width, seed: j.seed, variant: j.variant, active: j.active.clone(), run: run.clone() });
+    };
+    for (j, r) in jobs.iter().zip(&runs) {
+        if let Some(r) = r {
+            report(j, r, &mut on_run);
+        }
+    }
+    let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
+    for group in ensemble_groups(&models, device, cfg.ensemble.max(1))? {
+        let at: Vec<usize> = group.iter().map(|&g| pending[g]).collect();
+        let trained = train_group(data, &at.iter().map(|&i| &jobs[i]).collect::<Vec<_>>())?;
+        for (&i, run) in at.iter().zip(trained) {
+            let j = &jobs[i];
+            let complete = !matches!(run.ended, crate::train::Ended::Interrupted(_));
+            if let (Some(s), true) = (store, complete) {
+                let mut cols = vec![("fraction".to_string(), serde_json::json!(j.fraction)), ("dense_width".to_string(), serde_json::json!(j.dense_width)), ("variant".to_string(), serde_json::json!(j.variant))];
+                cols.extend(flatten(&j.spec));
+                s.put(&j.spec, &cols, &run)?;
+            }
+            report(j, &run, &mut on_run);
+            runs[i] = Some(run);
+        }
+        if crate::cancel::requested() {
+            return Err(Error::Interrupted);
+        }
+    }
+    let runs: Vec<ScSdcRun> = jobs
+        .into_iter()
+        .zip(runs)
+        .map(|(j, run)| ScSdcRun { fraction: j.fraction, dense_width: j.dense_width, seed: j.seed, variant: j.variant, active: j.active, run: run.unwrap_or_else(RunResult::skipped) })
+        .collect();
     let test = paired_test(&runs).ok();
     Ok(ScSdcResult { runs, test })
+}
+
+/// Trains one group: alone (one network) or as a batched ensemble. Checks the
+/// defining property of SC-SDC on the built networks: both twins have the dense
+/// twin's active count in every layer.
+fn train_group(data: &Dataset, group: &[&Job]) -> Result<Vec<RunResult>> {
+    let check = |j: &Job, built: Vec<i64>| {
+        if built != j.active {
+            return Err(Error::Shape(format!("SC-SDC {} twin at width {}: active counts {built:?} != dense twin's {:?}", j.variant, j.dense_width, j.active)));
+        }
+        Ok(())
+    };
+    let device = group[0].train.device.resolve()?;
+    if let [j] = group {
+        let mut net = j.model.init(device)?;
+        check(j, net.layers().iter().map(|l| l.active).collect())?;
+        return Ok(vec![train(&mut net, data, &j.train)?]);
+    }
+    let models: Vec<MlpConfig> = group.iter().map(|j| j.model.clone()).collect();
+    let net = BatchedMlp::new(&models, device)?;
+    for (j, built) in group.iter().zip(net.active()) {
+        check(j, built)?;
+    }
+    let cfgs: Vec<TrainConfig> = group.iter().map(|j| j.train.clone()).collect();
+    train_ensemble(&net, &data.train, &data.test, &cfgs)
 }
 
 /// Wilcoxon on (sparse, dense) final test accuracy paired by (width, seed).
@@ -213,5 +312,39 @@ mod tests {
         // Effective fan of hidden layer 2: 394*394 active over 788 units = 197 inputs per unit.
         assert_eq!(e.sparse.fans.unwrap()[1], Fan::Value(197.0));
         assert_eq!(twins(&base, 900, 788, InitFan::Dense).unwrap_err().to_string(), "dense_width: 900 must be in 1..=788 (max_width)");
+    }
+
+    /// The Fashion-MNIST study (N_MW 788, depth 4): sparse twins by per-layer kernel
+    /// (f 0.1/0.3 all compact, f 0.5 first and last layer dense, f 0.7/0.9 all dense:
+    /// hidden densities f^2 = 0.01, 0.09 | 0.25 | 0.49, 0.81 against the 0.4 crossover),
+    /// dense twins by width; on a GPU all sparse twins together.
+    #[test]
+    fn ensembles_group_twins_by_shape_and_kernel() {
+        let mut models = Vec::new();
+        for w in dense_widths(788, &[0.1, 0.3, 0.5, 0.7, 0.9]) {
+            for seed in 0..3 {
+                let t = twins(&MlpConfig { seed, bias: false, ..MlpConfig::new(784, 10, 4, 1) }, w, 788, InitFan::Dense).unwrap();
+                models.extend([t.sparse, t.dense]);
+            }
+        }
+        // models: f-major, then seed, then (sparse, dense): sparse at even indices.
+        let cpu = ensemble_groups(&models, Device::Cpu, 16).unwrap();
+        let by_f = |fs: &[usize], variant: usize| fs.iter().flat_map(|f| (0..3).map(move |s| 6 * f + 2 * s + variant)).collect::<Vec<_>>();
+        assert_eq!(cpu, vec![by_f(&[0, 1], 0), by_f(&[0], 1), by_f(&[1], 1), by_f(&[2], 0), by_f(&[2], 1), by_f(&[3, 4], 0), by_f(&[3], 1), by_f(&[4], 1)]);
+        let gpu = ensemble_groups(&models, Device::Cuda(0), 16).unwrap();
+        assert_eq!(gpu[0], by_f(&[0, 1, 2, 3, 4], 0));
+        assert_eq!(gpu.len(), 6);
+        // A cap splits a group in order (groups sort by their first network); dropout
+        // trains one by one.
+        let capped = ensemble_groups(&models, Device::Cpu, 4).unwrap();
+        assert_eq!(capped[0], by_f(&[0, 1], 0)[..4].to_vec());
+        assert_eq!(capped[1], by_f(&[0], 1));
+        assert_eq!(capped[3], by_f(&[0, 1], 0)[4..].to_vec());
+        let dropout: Vec<MlpConfig> = models.iter().take(4).map(|m| MlpConfig { dropout: 0.1, ..m.clone() }).collect();
+        assert_eq!(ensemble_groups(&dropout, Device::Cpu, 16).unwrap(), vec![vec![0], vec![1], vec![2], vec![3]]);
+        // CIFAR's 3076-wide sparse twins (37.8M weights each): one by one on the CPU, 7 per GPU ensemble.
+        let cifar: Vec<MlpConfig> = (0..8).map(|seed| twins(&MlpConfig { seed, bias: false, ..MlpConfig::new(3072, 10, 4, 1) }, 308, 3076, InitFan::Dense).unwrap().sparse).collect();
+        assert_eq!(ensemble_groups(&cifar, Device::Cpu, 16).unwrap().len(), 8);
+        assert_eq!(ensemble_groups(&cifar, Device::Cuda(0), 16).unwrap().iter().map(Vec::len).collect::<Vec<_>>(), vec![7, 1]);
     }
 }

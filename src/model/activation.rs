@@ -77,6 +77,8 @@ impl Activation {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let r = match self {
             Activation::Relu => xs.f_relu(),
+            // A batched ensemble's slopes are [E, 1, units] against [E, B, units].
+            Activation::Prelu(a) if a.dim() > 1 => xs.f_gt(0.0).and_then(|pos| xs.f_where_self(&pos, &(xs * a))),
             Activation::Prelu(a) => xs.f_prelu(a),
             Activation::Elu => xs.f_elu(),
             Activation::Swish => xs.f_silu(),

@@ -80,6 +80,35 @@ impl MlpConfig {
         v
     }
 
+    fn layer_densities(&self) -> Result<Vec<Density>> {
+        let n = self.depth + 1;
+        Ok(match &self.densities {
+            Densities::Uniform(d) => vec![Density::Fraction(*d); n],
+            Densities::PerLayer(v) if v.len() == n => v.iter().map(|d| Density::Fraction(*d)).collect(),
+            Densities::Active(v) if v.len() == n => v.iter().map(|k| Density::Active(*k)).collect(),
+            Densities::PerLayer(v) => return Err(len_err("density", v.len(), n)),
+            Densities::Active(v) => return Err(len_err("active", v.len(), n)),
+        })
+    }
+
+    /// Active weights per weight layer, as [`MlpConfig::init`] builds them.
+    ///
+    /// # Errors
+    /// A density list of the wrong length, a density or count out of range.
+    pub fn active_counts(&self) -> Result<Vec<i64>> {
+        let shapes = self.shapes();
+        self.layer_densities()?.iter().zip(&shapes).enumerate().map(|(i, (d, [o, inp]))| d.active(o * inp, &format!("fc{}", i + 1))).collect()
+    }
+
+    /// The representation [`MlpConfig::init`] gives each weight layer (`Auto` resolved
+    /// by the layer's density).
+    ///
+    /// # Errors
+    /// As [`MlpConfig::active_counts`].
+    pub fn kernels(&self) -> Result<Vec<Kernel>> {
+        Ok(self.active_counts()?.iter().zip(self.shapes()).map(|(k, [o, i])| self.kernel.resolve(*k as f64 / (o * i) as f64)).collect())
+    }
+
     /// Checks every field and builds the model on `device`.
     ///
     /// # Errors
@@ -95,13 +124,7 @@ impl MlpConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::config("dropout", format!("{} must be in [0, 1)", self.dropout)));
         }
-        let densities: Vec<Density> = match &self.densities {
-            Densities::Uniform(d) => vec![Density::Fraction(*d); n],
-            Densities::PerLayer(v) if v.len() == n => v.iter().map(|d| Density::Fraction(*d)).collect(),
-            Densities::Active(v) if v.len() == n => v.iter().map(|k| Density::Active(*k)).collect(),
-            Densities::PerLayer(v) => return Err(len_err("density", v.len(), n)),
-            Densities::Active(v) => return Err(len_err("active", v.len(), n)),
-        };
+        let densities = self.layer_densities()?;
         let fans = match &self.fans {
             None => vec![Fan::Layer; n],
             Some(f) if f.len() == 1 => vec![f[0]; n],

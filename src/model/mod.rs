@@ -3,6 +3,7 @@
 //! saves its masks (STYLE rule 3).
 mod activation;
 mod conv;
+mod ensemble;
 mod linear;
 mod mask;
 mod mlp;
@@ -11,6 +12,7 @@ mod resnet;
 
 pub use activation::{Activation, ACTIVATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
+pub use ensemble::{batchable, BatchedMlp};
 pub use linear::{Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
 pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
 pub use mlp::{Densities, Mlp, MlpConfig};

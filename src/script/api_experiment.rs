@@ -48,12 +48,13 @@ fn study_config(ctx: &Context, data: &DataHandle, o: &mut Opts) -> crate::Result
     let (base, max_width, init_fan) = base_config(&data.0, o)?;
     let fractions = o.f64_or_list("fractions")?.unwrap_or_else(|| vec![0.1, 0.3, 0.5, 0.7, 0.9]);
     let seeds = o.usize_list("seeds")?.unwrap_or_else(|| vec![0, 1, 2]).into_iter().map(|s| s as u64).collect();
+    let ensemble = o.usize("ensemble", crate::experiment::ENSEMBLE_MEMBERS)?.max(1);
     let mut train = train_config(o)?;
     o.allow(&["seed"]);
     if ctx.validate_only {
         train.epochs = 1;
     }
-    Ok(ScSdcConfig { base, max_width, fractions, seeds, init_fan, train })
+    Ok(ScSdcConfig { base, max_width, fractions, seeds, init_fan, train, ensemble })
 }
 
 fn strings(v: Option<Dynamic>, key: &str) -> crate::Result<Vec<String>> {

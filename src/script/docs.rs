@@ -156,6 +156,7 @@ pub const API: &[ApiDoc] = &[
             ("max_width", "input + 4", "N_MW"),
             ("depth", "4", "hidden layers"),
             ("init_fan", "\"dense\"", "\"dense\" or \"effective\""),
+            ("ensemble", "16", "most networks of one shape trained together as one batched model (own masks, init, data order, optimizer state each; results match one-by-one runs to float tolerance; dropout > 0 trains one by one); 1 = one by one"),
             ("...", "", "activation, batch_norm, skip, dropout, kernel, and all train options"),
         ],
         example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64 });\nlet cmp = sc_sdc(data, #{ depth: 1, max_width: 68, fractions: [0.3, 0.9], seeds: [0, 1], optimizer: \"adam\", lr: 0.01, epochs: 1, progress: false });\nprint(cmp.runs);\nassert(cmp.runs.height() == 8);\nassert(cmp.test.n <= 4);",

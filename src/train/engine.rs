@@ -2,7 +2,7 @@
 use super::gradflow::{measure, measure_epochs, measurement_indices};
 use super::progress::Progress;
 use super::{EpochRecord, Ended, Optimizer, RunResult, TrainConfig};
-use crate::data::{crop_flip, Dataset, Split};
+use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Mode, Model};
 use crate::rng::{permutation, stream, torch_seed, Stream};
@@ -47,8 +47,8 @@ pub fn train(model: &mut dyn Model, data: &Dataset, cfg: &TrainConfig) -> Result
 
 /// [`train`] with explicit splits (e.g. a validation split) and a callback.
 ///
-/// Reproducibility: masks, init and data order come from sparselab's own seeded
-/// streams; dropout and augmentation use libtorch's generator, which is global to
+/// Reproducibility: masks, init, data order and augmentation come from sparselab's
+/// own seeded streams; dropout uses libtorch's generator, which is global to
 /// the process and reseeded at the start of each run. Runs are therefore
 /// bit-for-bit reproducible on CPU when they do not overlap in time with other
 /// libtorch random draws in the same process (sweeps run their runs one by one).
@@ -73,7 +73,7 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
     for epoch in 0..cfg.epochs {
         let t0 = Instant::now();
         let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs);
-        let order = Tensor::from_slice(&permutation(&mut stream(cfg.seed, Stream::DataOrder, epoch as u64), n)).to_device(device);
+        let (order, draws) = epoch_order(cfg, cfg.seed, epoch, n, device);
         // Sums stay on the device: no host round trip per batch.
         let loss_sum = Tensor::zeros([], (Kind::Float, device));
         let correct = Tensor::zeros([], (Kind::Int64, device));
@@ -85,8 +85,8 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
             let len = cfg.batch_size.min(n - b * cfg.batch_size) as i64;
             let idx = order.narrow(0, (b * cfg.batch_size) as i64, len);
             let mut xs = train.x.index_select(0, &idx);
-            if cfg.augment {
-                xs = crop_flip(&xs, 4);
+            if let Some(d) = &draws {
+                xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(0, (b * cfg.batch_size) as i64, len));
             }
             let ys = train.y.index_select(0, &idx);
             let logits = model.forward(&xs, Mode::Train)?;
@@ -128,6 +128,17 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
     progress.finish();
     out.seconds = start.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Zero padding of the random crop (SPEC 3: 4 pixels).
+pub(crate) const AUGMENT_PAD: i64 = 4;
+
+/// One epoch's example order (`[n]` int64) and, with augmentation, its draws
+/// (`[n, 3]`), for the run seeded `seed`, on `device`: two host-to-device copies per
+/// epoch, none per batch.
+pub(crate) fn epoch_order(cfg: &TrainConfig, seed: u64, epoch: usize, n: usize, device: Device) -> (Tensor, Option<Tensor>) {
+    let order = Tensor::from_slice(&permutation(&mut stream(seed, Stream::DataOrder, epoch as u64), n)).to_device(device);
+    (order, cfg.augment.then(|| augment_draws(seed, epoch, n, AUGMENT_PAD).to_device(device)))
 }
 
 /// Mean cross-entropy and accuracy on `split` in eval mode, in chunks.

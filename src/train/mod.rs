@@ -1,6 +1,7 @@
 //! Training: optimizers, schedules, the loop, metrics, gradient flow (SPEC 3, 5).
 mod config;
 mod engine;
+mod ensemble;
 mod gradflow;
 mod optim;
 mod progress;
@@ -9,6 +10,7 @@ mod schedule;
 
 pub use config::{DeviceSpec, TrainConfig};
 pub use engine::{device_name, evaluate, train, train_with, Callback, Control, NoCallback};
+pub use ensemble::{evaluate_ensemble, train_ensemble};
 pub use gradflow::{average as grad_flow_average, measure as measure_grad_flow, measure_epochs, measurement_indices, GradFlowAverage, GradFlowConfig, GradFlowPoint, LayerNorms};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OPTIMIZERS};
 pub use result::{Ended, EpochRecord, RunResult};

@@ -1,6 +1,7 @@
 //! sparselab's integration tests: one binary, one module per area.
 mod common;
 mod data;
+mod ensemble;
 mod gradflow;
 mod kernels;
 mod model;
