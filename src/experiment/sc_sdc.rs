@@ -153,6 +153,13 @@ struct Job {
     active: Vec<i64>,
 }
 
+impl Job {
+    /// The study's record of this job with `run`.
+    fn with(&self, run: RunResult) -> ScSdcRun {
+        ScSdcRun { fraction: self.fraction, dense_width: self.dense_width, seed: self.seed, variant: self.variant, active: self.active.clone(), run }
+    }
+}
+
 /// Trains every twin and tests H1: sparse > dense (one-sided, exact).
 ///
 /// Networks of one shape train together as batched ensembles ([`ensemble_groups`],
@@ -196,12 +203,9 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_r
             }
         });
     }
-    let report = |j: &Job, run: &RunResult, on_run: &mut dyn FnMut(&ScSdcRun)| {
-        on_run(&ScSdcRun { fraction: j.fraction, dense_width: j.dense_width, seed: j.seed, variant: j.variant, active: j.active.clone(), run: run.clone() });
-    };
     for (j, r) in jobs.iter().zip(&runs) {
         if let Some(r) = r {
-            report(j, r, &mut on_run);
+            on_run(&j.with(r.clone()));
         }
     }
     let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
@@ -216,18 +220,14 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_r
                 cols.extend(flatten(&j.spec));
                 s.put(&j.spec, &cols, &run)?;
             }
-            report(j, &run, &mut on_run);
+            on_run(&j.with(run.clone()));
             runs[i] = Some(run);
         }
         if crate::cancel::requested() {
             return Err(Error::Interrupted);
         }
     }
-    let runs: Vec<ScSdcRun> = jobs
-        .into_iter()
-        .zip(runs)
-        .map(|(j, run)| ScSdcRun { fraction: j.fraction, dense_width: j.dense_width, seed: j.seed, variant: j.variant, active: j.active, run: run.unwrap_or_else(RunResult::skipped) })
-        .collect();
+    let runs: Vec<ScSdcRun> = jobs.iter().zip(runs).map(|(j, run)| j.with(run.unwrap_or_else(RunResult::skipped))).collect();
     let test = paired_test(&runs).ok();
     Ok(ScSdcResult { runs, test })
 }
