@@ -24,12 +24,16 @@ fn main() {
             println!("cargo:rustc-env=SPARSELAB_LIBTORCH_VERSION={ver}");
         }
     }
-    // The compact sparse-linear kernel (src/compute/sparse_linear.cpp), a libtorch
-    // autograd function compiled against the same headers tch uses.
-    println!("cargo:rerun-if-changed=src/compute/sparse_linear.cpp");
+    // The compact sparse-linear kernel (src/compute/sparse_linear.cpp, a libtorch
+    // autograd function) and the fused MLP step (src/compute/fused_mlp.cpp), compiled
+    // against the same headers tch uses.
+    for f in ["sparse_linear.cpp", "fused_mlp.cpp", "kernels.h"] {
+        println!("cargo:rerun-if-changed=src/compute/{f}");
+    }
     cc::Build::new()
         .cpp(true)
         .file("src/compute/sparse_linear.cpp")
+        .file("src/compute/fused_mlp.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

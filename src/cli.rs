@@ -2,7 +2,7 @@
 use crate::data::{search_path, Dataset, DatasetConfig, Subset, DATASETS};
 use crate::error::Result;
 use crate::model::{layer_table, Densities, MlpConfig, Model};
-use crate::train::{train, DeviceSpec, GradFlowConfig, OptimizerConfig, OptimizerKind, Schedule, TrainConfig};
+use crate::train::{train, DeviceSpec, GradFlowConfig, OptimizerConfig, OptimizerKind, Schedule, StepKind, TrainConfig};
 use std::fmt::Write;
 
 /// Versions, devices, threads and the data search path.
@@ -100,6 +100,9 @@ pub struct TrainArgs {
     /// Measure gradient flow at this many points (0 = off).
     #[arg(long, default_value_t = 0)]
     pub grad_flow: usize,
+    /// Training step: auto (fused CPU step for plain ReLU MLPs with SGD/momentum), autograd, fused.
+    #[arg(long, default_value = "auto")]
+    pub step: String,
     /// Save the trained model (weights and masks) here.
     #[arg(long)]
     pub save: Option<std::path::PathBuf>,
@@ -122,6 +125,7 @@ pub fn train_cmd(a: &TrainArgs) -> Result<String> {
         threads: a.threads,
         grad_flow: (a.grad_flow > 0).then(|| GradFlowConfig { points: a.grad_flow, ..Default::default() }),
         progress: true,
+        step: StepKind::parse(&a.step)?,
     };
     let mut out = format!("{data}\n{}\n{}\n", net.describe(), layer_table(&net.layers()));
     let run = train(&mut net, &data, &tc)?;

@@ -75,3 +75,23 @@ fn compact_kernel_does_not_depend_on_the_thread_count() {
 fn plan_linear(mask: &tch::Tensor, values: &tch::Tensor, x: &tch::Tensor) -> tch::Tensor {
     sparselab::compute::CsrPlan::from_mask(mask).linear(x, values).unwrap()
 }
+
+/// The fused step splits its work into fixed pieces (64 batch columns, 64 weight rows)
+/// with single-threaded BLAS in each: a run gives the same bits on 1 and 2 threads.
+#[test]
+fn fused_step_does_not_depend_on_the_thread_count() {
+    let _torch = common::torch_lock();
+    let data = synthetic();
+    let cfg = MlpConfig { densities: Densities::PerLayer(vec![0.6, 0.2, 1.0]), ..MlpConfig::new(64, 4, 2, 150) };
+    let run = |threads: usize| {
+        let mut net = cfg.init(Device::Cpu).unwrap();
+        let tc = TrainConfig { threads: Some(threads), step: sparselab::train::StepKind::Fused, optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-4, ..Default::default() }, ..quick() };
+        let r = train(&mut net, &data, &tc).unwrap();
+        (r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(), snapshot(&net))
+    };
+    let (l1, w1) = run(1);
+    let (l2, w2) = run(2);
+    tch::set_num_threads(2);
+    assert_eq!(l1, l2);
+    assert_identical(&w1, &w2);
+}

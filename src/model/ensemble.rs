@@ -166,6 +166,23 @@ impl BatchedMlp {
         p
     }
 
+    /// The layers as the fused CPU training step takes them (stacked tensors, shared),
+    /// when the members are plain ReLU MLPs (no BatchNorm or skip).
+    pub fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
+        let c = &self.members[0];
+        if c.batch_norm || c.skip || !self.acts.iter().all(|a| matches!(a, Activation::Relu)) {
+            return None;
+        }
+        let layers = self.layers.iter().enumerate().map(|(l, layer)| {
+            let bias = self.vars.get(&format!("fc{}.bias", l + 1));
+            match &layer.plan {
+                Some(plan) => crate::compute::FusedLayer::compact(&layer.param, &plan.lock().unwrap_or_else(|e| e.into_inner()), bias),
+                None => crate::compute::FusedLayer::dense(&layer.param, &layer.mask, bias),
+            }
+        });
+        Some(layers.collect())
+    }
+
     /// Layer `l`'s effective weights `[E, out, in]`, zero where masked.
     pub fn weight(&self, l: usize) -> Tensor {
         let layer = &self.layers[l];

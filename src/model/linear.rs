@@ -236,6 +236,14 @@ impl SparseLinear {
         }
     }
 
+    /// This layer as the fused training step takes it (its tensors, shared, not copied).
+    pub fn fused(&self) -> crate::compute::FusedLayer {
+        match self.compact() {
+            Some(c) => crate::compute::FusedLayer::compact(&self.param, &c.plan, self.bias.as_ref()),
+            None => crate::compute::FusedLayer::dense(&self.param, &self.mask, self.bias.as_ref()),
+        }
+    }
+
     /// Drops the measuring leaf (see [`SparseLinear::weight`]).
     pub fn clear_measure(&self) {
         if let Some(mut c) = self.compact() {

@@ -216,6 +216,12 @@ impl Model for Mlp {
         self.linears.iter().for_each(SparseLinear::clear_measure);
     }
 
+    fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
+        let c = &self.cfg;
+        let plain = !c.batch_norm && !c.skip && c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
+        plain.then(|| self.linears.iter().map(SparseLinear::fused).collect())
+    }
+
     fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
         super::check_masks(&self.weight_layers(), masks)?;
         for (l, m) in self.linears.iter().zip(masks) {

@@ -117,6 +117,13 @@ pub trait Model {
     /// Ends a gradient-flow measurement (drops compact layers' measuring leaves).
     fn clear_measure(&self) {}
 
+    /// The weight layers in the form the fused CPU training step takes
+    /// ([`crate::compute::FusedMlp`]): `Some` for a plain ReLU MLP (no BatchNorm, skip
+    /// or dropout), `None` for any other model.
+    fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
+        None
+    }
+
     /// Replaces every weight layer's mask (in [`Model::weight_layers`] order) and zeroes
     /// the weights the new masks drop.
     ///

@@ -4,7 +4,7 @@ use super::api_model::ModelHandle;
 use super::config::Opts;
 use super::{rt, Context, RhaiResult};
 use crate::results::{grad_flow_frame, history_frame, run_row, Frame};
-use crate::train::{train_with, DeviceSpec, GradFlowConfig, NoCallback, OptimizerConfig, OptimizerKind, RunResult, Schedule, TrainConfig};
+use crate::train::{train_with, DeviceSpec, GradFlowConfig, NoCallback, OptimizerConfig, OptimizerKind, RunResult, Schedule, StepKind, TrainConfig};
 use crate::Error;
 use rhai::{Dynamic, Engine, Map};
 use std::rc::Rc;
@@ -53,6 +53,7 @@ pub fn train_config(o: &mut Opts) -> crate::Result<TrainConfig> {
         threads: o.opt_usize("threads")?,
         grad_flow,
         progress: o.bool("progress", true)?,
+        step: StepKind::parse(&o.string("step", "auto")?)?,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -49,6 +49,37 @@ impl DeviceSpec {
     }
 }
 
+/// How a training step is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// The fused CPU step where it applies (plain ReLU MLPs and their ensembles, SGD or
+    /// momentum, on the CPU; [`crate::compute::FusedMlp`]), autograd elsewhere.
+    #[default]
+    Auto,
+    /// Autograd and [`super::Optimizer`] always.
+    Autograd,
+    /// The fused step, or an error saying why it does not apply.
+    Fused,
+}
+
+/// The names `step` accepts.
+pub const STEPS: [&str; 3] = ["auto", "autograd", "fused"];
+
+impl StepKind {
+    /// Parses a name from [`STEPS`].
+    ///
+    /// # Errors
+    /// Any other name, listing the valid ones.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok([StepKind::Auto, StepKind::Autograd, StepKind::Fused][crate::registry::lookup("step", name, &STEPS)?])
+    }
+    /// Whether this is the default.
+    pub fn is_auto(&self) -> bool {
+        *self == StepKind::Auto
+    }
+}
+
 /// Everything a training run needs besides the model and the data.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -72,6 +103,10 @@ pub struct TrainConfig {
     pub grad_flow: Option<GradFlowConfig>,
     /// Show progress (a bar on a terminal, a line per epoch otherwise).
     pub progress: bool,
+    /// Fused step or autograd. Both compute the same update (to float rounding), so
+    /// `Auto` is left out of a run's identity.
+    #[serde(default, skip_serializing_if = "StepKind::is_auto")]
+    pub step: StepKind,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +122,7 @@ impl Default for TrainConfig {
             threads: None,
             grad_flow: None,
             progress: false,
+            step: StepKind::Auto,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The training loop. It fits on one screen; features hook in through [`Callback`].
 use super::gradflow::{measure, measure_epochs, measurement_indices};
 use super::progress::Progress;
-use super::{EpochRecord, Ended, Optimizer, RunResult, TrainConfig};
+use super::step::Stepper;
+use super::{EpochRecord, Ended, RunResult, TrainConfig};
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Mode, Model};
@@ -65,7 +66,7 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
     let n = train.len();
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut opt = Optimizer::new(cfg.optimizer.clone(), model.params())?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), 1, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
     let progress = Progress::new(cfg.progress, &model.describe(), cfg.epochs, batches);
     let start = Instant::now();
@@ -89,12 +90,11 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
                 xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(0, (b * cfg.batch_size) as i64, len));
             }
             let ys = train.y.index_select(0, &idx);
-            let logits = model.forward(&xs, Mode::Train)?;
-            let loss = super::cross_entropy(&logits, &ys)?;
-            opt.backward_step(&loss, lr)?;
+            let fused_xs = || xs.flatten(1, -1).tr().contiguous().unsqueeze(0);
+            let (loss, right) = stepper.step(|x| model.forward(x, Mode::Train), &xs, fused_xs, &ys, lr)?;
             tch::no_grad(|| {
-                let _ = loss_sum.shallow_clone().f_add_(&(loss.detach() * len as f64));
-                let _ = correct.shallow_clone().f_add_(&logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64));
+                let _ = loss_sum.shallow_clone().f_add_(&(loss * len as f64));
+                let _ = correct.shallow_clone().f_add_(&right);
             });
             progress.batch();
         }

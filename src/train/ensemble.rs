@@ -6,24 +6,18 @@
 use super::engine::{device_name, epoch_order, AUGMENT_PAD};
 use super::gradflow::{measure, measure_epochs, measurement_indices};
 use super::progress::Progress;
-use super::{EpochRecord, Ended, Optimizer, RunResult, TrainConfig};
+use super::step::{member_losses, Stepper};
+use super::{EpochRecord, Ended, RunResult, TrainConfig};
 use crate::data::{crop_flip, Split};
 use crate::error::{Error, Result};
 use crate::model::{BatchedMlp, Mode};
 use std::time::Instant;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
 /// `[E, B, F]` stored feature-major (`[E, F, B]` in memory), the layout the ensemble's
 /// layers keep activations in: one copy here saves one in every first layer.
 fn feature_major(xs: &Tensor) -> Tensor {
     xs.transpose(1, 2).contiguous().transpose(1, 2)
-}
-
-/// Per-member mean cross-entropy `[E]` of logits `[E, B, C]` against targets `[E, B]`.
-fn member_losses(logits: &Tensor, ys: &Tensor) -> Result<Tensor> {
-    let [e, b, c] = [logits.size()[0], logits.size()[1], logits.size()[2]];
-    let nll = logits.f_log_softmax(-1, Kind::Float)?.f_reshape([e * b, c])?.f_nll_loss::<Tensor>(&ys.reshape([-1]), None, Reduction::None, -100)?;
-    Ok(nll.f_view([e, b])?.f_mean_dim(1, false, Kind::Float)?)
 }
 
 /// Trains every member of `model` on `train`, evaluating on `eval` after every epoch.
@@ -57,7 +51,7 @@ pub fn train_ensemble(model: &BatchedMlp, train: &Split, eval: &Split, cfgs: &[T
     }
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut opt = Optimizer::new(cfg.optimizer.clone(), model.params())?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), size as i64, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
     let members = model.members();
     let label = format!("{size} x MLP {}-{}x{}-{}", members[0].input, members[0].depth, members[0].width, members[0].classes);
@@ -90,13 +84,11 @@ pub fn train_ensemble(model: &BatchedMlp, train: &Split, eval: &Split, cfgs: &[T
             }
             let xs = feature_major(&xs.view([e, len, -1]));
             let ys = train.y.index_select(0, &idx).view([e, len]);
-            let logits = model.forward(&xs, Mode::Train)?;
-            let losses = member_losses(&logits, &ys)?;
-            // d(sum)/d(loss_e) = 1: each member gets its own loss's gradient.
-            opt.backward_step(&losses.sum(Kind::Float), lr)?;
+            // Feature-major in memory: the transpose is the contiguous [E, F, B] the fused step takes.
+            let (losses, right) = stepper.step(|x| model.forward(x, Mode::Train), &xs, || xs.transpose(1, 2), &ys, lr)?;
             tch::no_grad(|| {
-                let _ = loss_sum.shallow_clone().f_add_(&(losses.detach() * len as f64));
-                let _ = correct.shallow_clone().f_add_(&logits.argmax(-1, false).eq_tensor(&ys).sum_dim_intlist(1, false, Kind::Int64));
+                let _ = loss_sum.shallow_clone().f_add_(&(losses * len as f64));
+                let _ = correct.shallow_clone().f_add_(&right);
             });
             progress.batch();
         }

@@ -7,8 +7,9 @@ mod optim;
 mod progress;
 mod result;
 mod schedule;
+mod step;
 
-pub use config::{DeviceSpec, TrainConfig};
+pub use config::{DeviceSpec, StepKind, TrainConfig, STEPS};
 pub use engine::{device_name, evaluate, train, train_with, Callback, Control, NoCallback};
 pub use ensemble::{evaluate_ensemble, train_ensemble};
 pub use gradflow::{average as grad_flow_average, measure as measure_grad_flow, measure_epochs, measurement_indices, GradFlowAverage, GradFlowConfig, GradFlowPoint, LayerNorms};

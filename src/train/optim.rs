@@ -103,7 +103,8 @@ impl OptimizerConfig {
         self.eps.unwrap_or(if self.kind == OptimizerKind::Adagrad { 1e-10 } else { 1e-8 })
     }
 
-    fn momentum(&self) -> f64 {
+    /// Momentum gamma: the setting, or 0.9 for `momentum` and 0 for `sgd`.
+    pub(crate) fn momentum_or_default(&self) -> f64 {
         self.momentum.unwrap_or(if self.kind == OptimizerKind::Momentum { 0.9 } else { 0.0 })
     }
 }
@@ -162,7 +163,7 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         self.t += 1;
         let c = &self.cfg;
-        let (eps, mu) = (c.eps(), c.momentum());
+        let (eps, mu) = (c.eps(), c.momentum_or_default());
         for ((p, (s1, s2)), mut g) in self.params.iter().zip(self.state.iter_mut()).zip(grads) {
             if !g.defined() {
                 continue;

@@ -134,6 +134,26 @@ fn block_plans_multiply_each_member_by_its_own_mask() {
     assert!(max_rel(&y, &x.bmm(&w.transpose(1, 2))) < 1e-5);
 }
 
+/// Blocks wide enough for several panels of source rows per member in both
+/// directions: forward, input and weight gradients agree with `bmm` and autograd.
+#[test]
+fn block_plans_with_several_panels_match_bmm_and_its_gradients() {
+    let masks = Tensor::stack(&[random_mask(&[150, 200], 9000, 1, 0), random_mask(&[150, 200], 15000, 2, 0), random_mask(&[150, 200], 6000, 3, 0)], 0);
+    let w = Tensor::randn([3, 150, 200], (Kind::Float, Device::Cpu)) * &masks;
+    let mut plan = CsrPlan::from_blocks(&masks);
+    let values = plan.gather(&w).set_requires_grad(true);
+    let x = Tensor::randn([3, 100, 200], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let g = Tensor::randn([3, 100, 150], (Kind::Float, Device::Cpu));
+    let y = plan.linear(&x.permute([1, 0, 2]).reshape([100, 600]), &values).unwrap().view([100, 3, 150]).permute([1, 0, 2]);
+    let wd = w.detach().set_requires_grad(true);
+    let yd = x.bmm(&wd.transpose(1, 2));
+    assert!(max_rel(&y, &yd) < 1e-5);
+    let gc = Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&x, &values], false, false);
+    let gd = Tensor::run_backward(&[(&yd * &g).sum(Kind::Float)], &[&x, &wd], false, false);
+    assert!(max_rel(&gc[0], &gd[0]) < 1e-5, "dx");
+    assert!(max_rel(&gc[1], &plan.gather(&gd[1])) < 1e-5, "dW");
+}
+
 #[test]
 fn members_must_share_architecture_and_training_settings() {
     let a = member(0, Densities::Uniform(1.0));

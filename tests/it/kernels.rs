@@ -11,13 +11,16 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[]) / scale
 }
 
-/// One layer, every batch-size branch of the kernel (128-, 64-, 16-column blocks and
-/// the tail): y, dx and dW at the active positions agree with `x W^T` to 1e-5.
+/// One layer, every batch-size branch of the kernel (64-, 32- and 8-column chunks and
+/// the tail) and of the weight gradient (groups of 8, 4, 2, 1 entries), with one or
+/// several panels of source rows in each direction: y, dx and dW at the active
+/// positions agree with `x W^T` to 1e-5.
 #[test]
 fn compact_linear_matches_the_dense_product_and_its_gradients() {
     let _torch = super::common::torch_lock();
     tch::manual_seed(3);
-    for (out, inp, k) in [(37, 53, 400), (788, 788, 6209), (10, 788, 788), (5, 3, 15)] {
+    // Panels (forward, input gradient): 1/1, 1/1, 7/1, 1/1, 8/5, 3/3.
+    for (out, inp, k) in [(37, 53, 400), (788, 788, 6209), (10, 788, 788), (5, 3, 15), (300, 500, 45000), (150, 130, 9750)] {
         let mask = random_mask(&[out, inp], k, 7, 1);
         let w = Tensor::randn([out, inp], (Kind::Float, Device::Cpu)) * &mask;
         let mut plan = CsrPlan::from_mask(&mask);

@@ -2,6 +2,7 @@
 mod common;
 mod data;
 mod ensemble;
+mod fused;
 mod gradflow;
 mod kernels;
 mod model;

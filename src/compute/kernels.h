@@ -1,0 +1,197 @@
+// Compact sparse kernels shared by the autograd function (sparse_linear.cpp) and the
+// fused MLP step (fused_mlp.cpp). Activations are feature-major: a matrix of `rows`
+// features by `n` batch columns with row stride `ld`, so every inner loop runs over
+// the batch, contiguous.
+//
+// Blocking (benches/NOTES.md item 7). Random masks leave nothing to reuse across
+// output rows, so every active weight streams one source row; what decides the speed
+// is where that row comes from. The entries are therefore ordered by *panels* of
+// source rows (plans built in src/compute/mod.rs): a panel of `panel` rows times a
+// 64-float batch chunk is ~16 KB and stays in L1 while every output row takes its
+// entries from it, with the output chunk held in 8 eight-float registers. The weight
+// gradient walks the same panels, eight entries at a time over the whole batch (one
+// gradient row load feeds eight dot products), and reduces the eight sums with one
+// transpose. Vectors are 8 floats, so x86-64-v3 (AVX2, 16 registers) and v4 run the
+// same register blocking (16-float vectors spilled on AVX2 and ran 4-12x slower).
+//
+// Every sum has a fixed order (panels ascending, entries ascending within a panel,
+// columns independent), so results depend neither on the thread count nor on how
+// rows or batch columns are split between tasks.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace sparselab {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SL_CLONES
+#endif
+#define SL_INLINE static inline __attribute__((always_inline))
+
+constexpr int64_t V = 8;  // floats per vector
+typedef float vf __attribute__((vector_size(32)));
+typedef float vfu __attribute__((vector_size(32), aligned(4)));
+typedef int vi __attribute__((vector_size(32)));
+
+SL_INLINE vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+SL_INLINE void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+SL_INLINE float hsum(vf a) {
+  float s = 0.f;
+  for (int c = 0; c < V; ++c) s += a[c];
+  return s;
+}
+// Lane j = the sum of t[j]'s lanes.
+SL_INLINE vf hsum8x8(const vf* t) {
+  auto hadd = [](vf a, vf b) {
+    return __builtin_shuffle(a, b, vi{0, 2, 8, 10, 4, 6, 12, 14}) + __builtin_shuffle(a, b, vi{1, 3, 9, 11, 5, 7, 13, 15});
+  };
+  const vf u0 = hadd(hadd(t[0], t[1]), hadd(t[2], t[3])), u1 = hadd(hadd(t[4], t[5]), hadd(t[6], t[7]));
+  return __builtin_shuffle(u0, u1, vi{0, 1, 2, 3, 8, 9, 10, 11}) + __builtin_shuffle(u0, u1, vi{4, 5, 6, 7, 12, 13, 14, 15});
+}
+
+// Entries ordered by (block, panel, row, source row). A plan holds `blocks` diagonal
+// blocks of `rows` rows each (one for a single layer; one per member of an ensemble);
+// ptr[(e * panels + pan) * rows + r] .. ptr[... + r + 1] are block e's row r's entries
+// whose source row lies in the block's panel pan, and src[q] is that (global) source row.
+struct Panels {
+  const int64_t* ptr;
+  const int32_t* src;
+  int64_t rows, panels;
+  // Block e alone (its rows numbered from 0).
+  Panels block(int64_t e) const { return Panels{ptr + e * panels * rows, src, rows, panels}; }
+};
+
+// out[r, b .. b + 8 NV] (+)= sum_q v[q] x[src[q], b ..] over panel pan, rows r0..r1.
+template <int NV>
+SL_INLINE void axpy_panel(const Panels& P, const float* v, const float* x, float* out, int64_t r0, int64_t r1, int64_t b,
+                          int64_t ld, int64_t pan) {
+  const int64_t* ptr = P.ptr + pan * P.rows;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t q0 = ptr[r], q1 = ptr[r + 1];
+    if (pan > 0 && q0 == q1) continue;
+    float* o = out + r * ld + b;
+    vf a[NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) a[i] = pan == 0 ? vf{} : load(o + i * V);
+    for (int64_t q = q0; q < q1; ++q) {
+      const float w = v[q];
+      const float* s = x + int64_t(P.src[q]) * ld + b;
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) a[i] += w * load(s + i * V);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) store(o + i * V, a[i]);
+  }
+}
+
+SL_INLINE void axpy_panel_tail(const Panels& P, const float* v, const float* x, float* out, int64_t r0, int64_t r1,
+                               int64_t b, int64_t n, int64_t ld, int64_t pan) {
+  const int64_t* ptr = P.ptr + pan * P.rows;
+  const int64_t m = n - b;
+  for (int64_t r = r0; r < r1; ++r) {
+    float a[V] = {};
+    float* o = out + r * ld + b;
+    if (pan > 0) std::memcpy(a, o, m * sizeof(float));
+    for (int64_t q = ptr[r]; q < ptr[r + 1]; ++q) {
+      const float w = v[q];
+      const float* s = x + int64_t(P.src[q]) * ld + b;
+      for (int64_t c = 0; c < m; ++c) a[c] += w * s[c];
+    }
+    std::memcpy(o, a, m * sizeof(float));
+  }
+}
+
+// out[r, :n] = sum_q v[q] x[src[q], :n] for the block's rows r0..r1 (v in panel order,
+// x and out with row stride ld). Chunks of 64 batch columns, then 32, 8 and the tail;
+// panels inside each chunk so the panel's slice of x stays in L1 across the rows.
+SL_CLONES
+static void spmm_block(Panels P, const float* v, const float* x, float* out, int64_t r0, int64_t r1, int64_t n,
+                       int64_t ld) {
+  int64_t b = 0;
+  for (; b + 8 * V <= n; b += 8 * V)
+    for (int64_t pan = 0; pan < P.panels; ++pan) axpy_panel<8>(P, v, x, out, r0, r1, b, ld, pan);
+  for (; b + 4 * V <= n; b += 4 * V)
+    for (int64_t pan = 0; pan < P.panels; ++pan) axpy_panel<4>(P, v, x, out, r0, r1, b, ld, pan);
+  for (; b + V <= n; b += V)
+    for (int64_t pan = 0; pan < P.panels; ++pan) axpy_panel<1>(P, v, x, out, r0, r1, b, ld, pan);
+  if (b < n)
+    for (int64_t pan = 0; pan < P.panels; ++pan) axpy_panel_tail(P, v, x, out, r0, r1, b, n, ld, pan);
+}
+
+// dv[perm[j]] = <g[:n], x[src[j], :n]> for G consecutive entries j: one load of g feeds
+// G dot products.
+template <int G>
+SL_INLINE void dots(const float* g, const float* x, const int32_t* src, int64_t n, int64_t ld, float* dv,
+                    const int64_t* perm) {
+  vf t[G];
+  const float* xs[G];
+#pragma GCC unroll 8
+  for (int j = 0; j < G; ++j) {
+    t[j] = vf{};
+    xs[j] = x + int64_t(src[j]) * ld;
+  }
+  int64_t b = 0;
+  for (; b + V <= n; b += V) {
+    const vf gv = load(g + b);
+#pragma GCC unroll 8
+    for (int j = 0; j < G; ++j) t[j] += gv * load(xs[j] + b);
+  }
+  float s[G];
+  if constexpr (G == 8) {
+    const vf h = hsum8x8(t);
+    for (int j = 0; j < 8; ++j) s[j] = h[j];
+  } else {
+    for (int j = 0; j < G; ++j) s[j] = hsum(t[j]);
+  }
+  for (int j = 0; j < G; ++j) {
+    for (int64_t c = b; c < n; ++c) s[j] += g[c] * xs[j][c];
+    dv[perm[j]] = s[j];
+  }
+}
+
+// dv[perm[q]] = <g[r, :n], x[src[q], :n]> for the entries q of the block's rows r0..r1
+// (g: the block's rows, stride ld; dv in CSR order).
+SL_CLONES
+static void sampled_dots_block(Panels P, const float* g, const float* x, float* dv, const int64_t* perm, int64_t r0,
+                               int64_t r1, int64_t n, int64_t ld) {
+  for (int64_t pan = 0; pan < P.panels; ++pan) {
+    const int64_t* ptr = P.ptr + pan * P.rows;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* gr = g + r * ld;
+      int64_t q = ptr[r];
+      const int64_t q1 = ptr[r + 1];
+      for (; q + 8 <= q1; q += 8) dots<8>(gr, x, P.src + q, n, ld, dv, perm + q);
+      if (q + 4 <= q1) {
+        dots<4>(gr, x, P.src + q, n, ld, dv, perm + q);
+        q += 4;
+      }
+      if (q + 2 <= q1) {
+        dots<2>(gr, x, P.src + q, n, ld, dv, perm + q);
+        q += 2;
+      }
+      if (q < q1) dots<1>(gr, x, P.src + q, n, ld, dv, perm + q);
+    }
+  }
+}
+
+// Calls f(block e's panels, first global row of e, local rows lo..hi) for every block
+// that global rows r0..r1 touch.
+template <class F>
+static inline void per_block(const Panels& P, int64_t r0, int64_t r1, F f) {
+  for (int64_t e = r0 / P.rows; e * P.rows < r1; ++e) {
+    const int64_t base = e * P.rows;
+    f(P.block(e), base, std::max(r0, base) - base, std::min(r1, base + P.rows) - base);
+  }
+}
+
+// Rows per task: about 512k multiply-adds (waking a pool thread costs more than
+// smaller tasks save), so small layers stay on one thread.
+static inline int64_t grain(int64_t rows, int64_t nnz, int64_t B) {
+  const int64_t per_row = std::max<int64_t>(1, nnz / std::max<int64_t>(rows, 1) * B);
+  return std::max<int64_t>(1, 524288 / per_row);
+}
+
+}  // namespace sparselab

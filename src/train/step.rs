@@ -1,0 +1,74 @@
+//! One optimisation step on a minibatch: autograd and the [`Optimizer`], or the fused
+//! CPU step ([`FusedMlp`]) where it applies. The loops call [`Stepper::step`] and stay
+//! the same either way.
+use super::config::StepKind;
+use super::{Optimizer, OptimizerConfig, OptimizerKind};
+use crate::compute::{FusedLayer, FusedMlp};
+use crate::error::{Error, Result};
+use crate::model::Param;
+use tch::{Device, Kind, Tensor};
+
+/// How the loop's steps are computed.
+pub(crate) enum Stepper {
+    Autograd(Optimizer),
+    Fused(FusedMlp),
+}
+
+/// Why the fused step does not apply, or `None` when it does.
+fn unfused(layers: &Option<Vec<FusedLayer>>, opt: &OptimizerConfig, device: Device) -> Option<String> {
+    if layers.is_none() {
+        return Some("the model is not a plain ReLU MLP (no BatchNorm, skip or dropout)".into());
+    }
+    if !matches!(opt.kind, OptimizerKind::Sgd | OptimizerKind::Momentum) {
+        return Some(format!("optimizer {} (the fused step does sgd and momentum)", opt.kind.name()));
+    }
+    (device != Device::Cpu).then(|| format!("device {} (the fused step runs on the CPU)", super::device_name(device)))
+}
+
+impl Stepper {
+    /// The fused step when `kind` allows and it applies to `layers` (a model's
+    /// [`crate::model::Model::fused_layers`]), else autograd over `params`.
+    ///
+    /// # Errors
+    /// `kind` is `Fused` and the fused step does not apply (saying why); bad optimizer settings.
+    pub(crate) fn new(kind: StepKind, layers: Option<Vec<FusedLayer>>, members: i64, params: Vec<Param>, opt: &OptimizerConfig, device: Device) -> Result<Self> {
+        opt.validate()?;
+        match (kind, unfused(&layers, opt, device)) {
+            (StepKind::Fused, Some(why)) => Err(Error::config("step", format!("\"fused\" does not apply: {why}; use \"auto\""))),
+            (StepKind::Autograd, _) | (StepKind::Auto, Some(_)) => Ok(Stepper::Autograd(Optimizer::new(opt.clone(), params)?)),
+            (_, None) => Ok(Stepper::Fused(FusedMlp::new(members, &layers.unwrap_or_default(), opt.momentum_or_default(), opt.l2)?)),
+        }
+    }
+
+    /// One step on a minibatch with learning rate `lr`. `forward` maps the model input
+    /// to logits `[..., B, classes]` (autograd only); `xs` is that input and `fused_xs`
+    /// the same examples feature-major `[E, features, B]`; `ys` `[..., B]` are the
+    /// targets. Returns the mean loss and the number of correct predictions, per member
+    /// (`[E]`) or as scalars when `ys` is `[B]`; both stay on the device.
+    pub(crate) fn step(&mut self, forward: impl FnOnce(&Tensor) -> Result<Tensor>, xs: &Tensor, fused_xs: impl FnOnce() -> Tensor, ys: &Tensor, lr: f64) -> Result<(Tensor, Tensor)> {
+        match self {
+            Stepper::Autograd(opt) => {
+                let logits = forward(xs)?;
+                let losses = if ys.dim() == 1 { super::cross_entropy(&logits, ys)? } else { member_losses(&logits, ys)? };
+                // d(sum)/d(loss_e) = 1: each member gets its own loss's gradient.
+                opt.backward_step(&losses.sum(Kind::Float), lr)?;
+                let correct = tch::no_grad(|| logits.argmax(-1, false).eq_tensor(ys).sum_dim_intlist(-1, false, Kind::Int64));
+                Ok((losses.detach(), correct))
+            }
+            Stepper::Fused(f) => {
+                let single = ys.dim() == 1;
+                let ys2 = if single { ys.unsqueeze(0) } else { ys.shallow_clone() };
+                let (loss, correct) = f.step(&fused_xs(), &ys2, lr)?;
+                Ok(if single { (loss.squeeze_dim(0), correct.squeeze_dim(0)) } else { (loss, correct) })
+            }
+        }
+    }
+}
+
+/// Mean cross-entropy of logits `[..., B, C]` against targets `[..., B]`, per leading index.
+pub(crate) fn member_losses(logits: &Tensor, ys: &Tensor) -> Result<Tensor> {
+    let c = *logits.size().last().unwrap_or(&1);
+    let lead = ys.size();
+    let nll = logits.f_log_softmax(-1, Kind::Float)?.f_reshape([-1, c])?.f_nll_loss::<Tensor>(&ys.reshape([-1]), None, tch::Reduction::None, -100)?;
+    Ok(nll.f_view(lead.as_slice())?.f_mean_dim(-1, false, Kind::Float)?)
+}
