@@ -1,7 +1,7 @@
 //! `sparselab info` and `sparselab train`: the command-line front ends that need no script.
 use crate::data::{search_path, Dataset, DatasetConfig, Subset, DATASETS};
 use crate::error::Result;
-use crate::model::{layer_table, Densities, MlpConfig, Model};
+use crate::model::{layer_table, Densities, Kernel, MlpConfig, Model};
 use crate::train::{train, DeviceSpec, GradFlowConfig, OptimizerConfig, OptimizerKind, Schedule, StepKind, TrainConfig};
 use std::fmt::Write;
 
@@ -100,6 +100,9 @@ pub struct TrainArgs {
     /// Measure gradient flow at this many points (0 = off).
     #[arg(long, default_value_t = 0)]
     pub grad_flow: usize,
+    /// Weight representation: auto (compact at or below the crossover density), dense, compact.
+    #[arg(long, default_value = "auto")]
+    pub kernel: String,
     /// Training step: auto (fused CPU step for plain ReLU MLPs with SGD/momentum), autograd, fused.
     #[arg(long, default_value = "auto")]
     pub step: String,
@@ -112,7 +115,7 @@ pub struct TrainArgs {
 pub fn train_cmd(a: &TrainArgs) -> Result<String> {
     let data = Dataset::load(&DatasetConfig::new(&a.dataset).with_subset(Subset::parse(&a.subset)?))?;
     let densities = parse_densities(&a.density)?;
-    let cfg = MlpConfig { densities, activation: a.activation.clone(), batch_norm: a.batch_norm, skip: a.skip, bias: a.bias, seed: a.seed, ..MlpConfig::new(data.input_size(), data.classes as i64, a.depth, a.width) };
+    let cfg = MlpConfig { densities, activation: a.activation.clone(), batch_norm: a.batch_norm, skip: a.skip, bias: a.bias, seed: a.seed, kernel: Kernel::parse(&a.kernel)?, ..MlpConfig::new(data.input_size(), data.classes as i64, a.depth, a.width) };
     let mut net = cfg.init(tch::Device::Cpu)?;
     let tc = TrainConfig {
         optimizer: OptimizerConfig { kind: OptimizerKind::parse(&a.optimizer)?, lr: a.lr, momentum: a.momentum, l2: a.l2, ..Default::default() },

@@ -1,7 +1,7 @@
 //! The fused CPU training step (`fused_mlp.cpp`): forward, cross-entropy, backward and
 //! an SGD or momentum update (report eq. 2.16, coupled L2) of a plain ReLU MLP, or of a
 //! batched ensemble of them, in one call with no autograd graph. Dense layers run
-//! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, 64
+//! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, 128
 //! weight rows for the gradient, fused into the update), compact layers the kernels of
 //! `kernels.h`; the pieces are spread over the libtorch threads. Because the pieces
 //! are fixed, the numbers do not depend on the thread count, and a member of an
@@ -84,7 +84,8 @@ impl FusedMlp {
         }
     }
 
-    /// One step with learning rate `lr`. xs: `[E, in, B]` contiguous (feature-major),
+    /// One step with learning rate `lr`. xs: `[E, in, B]` float, any strides (a
+    /// transposed batch-major minibatch is transposed on the copy in),
     /// ys: `[E, B]` int64 -> (mean loss per member `[E]`, correct predictions `[E]` int64).
     ///
     /// # Errors

@@ -6,7 +6,7 @@
 //
 //   A. per (member, chunk of 64 batch columns): forward through every layer, the
 //      loss and its gradient, and the input-gradient chain down to layer 1;
-//   B. per (layer, member, block of 64 weight rows): the weight gradient over the
+//   B. per (layer, member, block of 128 weight rows): the weight gradient over the
 //      whole batch, fused into the update (momentum: v = mu v + lr dW in the same
 //      gemm, then one pass for mask, L2 and w -= v).
 //
@@ -56,7 +56,7 @@ struct OneThread {
 };
 
 constexpr int64_t COLS = 64;  // batch columns per phase-A task
-constexpr int64_t ROWS = 64;  // weight rows per phase-B task
+constexpr int64_t ROWS = 128;  // weight rows per phase-B task (64: ~5% slower, more packing of the batch operand)
 
 struct Layer {
   int64_t in = 0, out = 0;  // per member
@@ -286,24 +286,32 @@ struct FusedMlp {
   // x [E, in, B] float, y [E, B] int64 -> (mean loss [E] float, correct [E] int64).
   std::pair<at::Tensor, at::Tensor> run(const at::Tensor& xs, const at::Tensor& ys, float lr) {
     const int64_t in = layers[0].in;
-    TORCH_CHECK(xs.dim() == 3 && xs.size(0) == E && xs.size(1) == in && xs.scalar_type() == at::kFloat && xs.is_contiguous(),
-                "fused step: input must be contiguous float [", E, ", ", in, ", batch], got ", xs.sizes());
+    TORCH_CHECK(xs.dim() == 3 && xs.size(0) == E && xs.size(1) == in && xs.scalar_type() == at::kFloat && xs.device().is_cpu(),
+                "fused step: input must be float [", E, ", ", in, ", batch] on the CPU, got ", xs.sizes());
     TORCH_CHECK(ys.dim() == 2 && ys.size(0) == E && ys.size(1) == xs.size(2) && ys.scalar_type() == at::kLong,
                 "fused step: targets must be int64 [", E, ", batch], got ", ys.sizes());
-    const int64_t classes = layers.back().out;
-    TORCH_CHECK(ys.numel() == 0 || (ys.min().item<int64_t>() >= 0 && ys.max().item<int64_t>() < classes),
-                "fused step: targets must lie in 0..", classes - 1);
     TORCH_CHECK(xs.size(2) > 0, "fused step: empty batch");
-    layout(xs.size(2));
-    if (!gathered) gather_values();
+    const int64_t classes = layers.back().out;
     const auto yc = ys.contiguous();
     const int64_t* y = yc.data_ptr<int64_t>();
+    for (int64_t i = 0; i < yc.numel(); ++i)
+      TORCH_CHECK(y[i] >= 0 && y[i] < classes, "fused step: target ", y[i], " is not a class in 0..", classes - 1);
+    layout(xs.size(2));
+    if (!gathered) gather_values();
+    // Any strides: a batch-major minibatch is transposed here, on its way into x0.
     const float* x = xs.data_ptr<float>();
+    const int64_t s0 = xs.stride(0), s1 = xs.stride(1), s2 = xs.stride(2);
     const int64_t chunks = (B + COLS - 1) / COLS;
     dynamic_for(E * chunks, [&](int64_t i) {
       const int64_t c = i / E, e = i % E, c0 = c * COLS, n = std::min(COLS, B - c0);
       float* dst = x0.data_ptr<float>() + e * in * ld + c0;
-      for (int64_t r = 0; r < in; ++r) std::memcpy(dst + r * ld, x + (e * in + r) * B + c0, n * sizeof(float));
+      const float* src = x + e * s0 + c0 * s2;
+      if (s2 == 1) {
+        for (int64_t r = 0; r < in; ++r) std::memcpy(dst + r * ld, src + r * s1, n * sizeof(float));
+      } else {
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t r = 0; r < in; ++r) dst[r * ld + j] = src[j * s2 + r * s1];
+      }
       forward_backward(y, e, c0, n, e * chunks + c);
     });
     dynamic_for(int64_t(tasks.size()), [&](int64_t i) { update(tasks[i], lr); });

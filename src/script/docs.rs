@@ -86,6 +86,7 @@ pub const API: &[ApiDoc] = &[
             ("threads", "()", "libtorch threads"),
             ("grad_flow", "()", "#{ points: 11, samples: 5000 } or true: measure EGF and gradient norms"),
             ("progress", "true", "progress bar / per-epoch lines"),
+            ("step", "\"auto\"", "\"auto\" (the fused CPU step for plain ReLU MLPs trained with sgd or momentum, autograd otherwise), \"autograd\" or \"fused\" (an error where it does not apply); same results to float tolerance"),
         ],
         example: "let data = dataset(\"synthetic\", #{ train: 256, test: 64 });\nlet net = mlp(data, #{ depth: 2, width: 16, density: 0.5 });\nlet run = train(net, data, #{ optimizer: \"adam\", lr: 0.01, epochs: 2, grad_flow: #{ points: 3, samples: 64 }, progress: false });\nprint(run.history);\nassert(run.history.height() == 2);\nassert(run.grad_flow.height() == 2 * 3);\nassert(!run.diverged);",
     },

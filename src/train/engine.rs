@@ -90,8 +90,7 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
                 xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(0, (b * cfg.batch_size) as i64, len));
             }
             let ys = train.y.index_select(0, &idx);
-            let fused_xs = || xs.flatten(1, -1).tr().contiguous().unsqueeze(0);
-            let (loss, right) = stepper.step(|x| model.forward(x, Mode::Train), &xs, fused_xs, &ys, lr)?;
+            let (loss, right) = stepper.step(|| model.forward(&xs, Mode::Train), || xs.flatten(1, -1).tr().unsqueeze(0), &ys, lr)?;
             tch::no_grad(|| {
                 let _ = loss_sum.shallow_clone().f_add_(&(loss * len as f64));
                 let _ = correct.shallow_clone().f_add_(&right);

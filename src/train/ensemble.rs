@@ -82,10 +82,9 @@ pub fn train_ensemble(model: &BatchedMlp, train: &Split, eval: &Split, cfgs: &[T
             if let Some(d) = &draws {
                 xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(1, at, len).reshape([-1, 3]));
             }
-            let xs = feature_major(&xs.view([e, len, -1]));
+            let xs = xs.view([e, len, -1]);
             let ys = train.y.index_select(0, &idx).view([e, len]);
-            // Feature-major in memory: the transpose is the contiguous [E, F, B] the fused step takes.
-            let (losses, right) = stepper.step(|x| model.forward(x, Mode::Train), &xs, || xs.transpose(1, 2), &ys, lr)?;
+            let (losses, right) = stepper.step(|| model.forward(&feature_major(&xs), Mode::Train), || xs.transpose(1, 2), &ys, lr)?;
             tch::no_grad(|| {
                 let _ = loss_sum.shallow_clone().f_add_(&(losses * len as f64));
                 let _ = correct.shallow_clone().f_add_(&right);

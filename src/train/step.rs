@@ -40,15 +40,15 @@ impl Stepper {
         }
     }
 
-    /// One step on a minibatch with learning rate `lr`. `forward` maps the model input
-    /// to logits `[..., B, classes]` (autograd only); `xs` is that input and `fused_xs`
-    /// the same examples feature-major `[E, features, B]`; `ys` `[..., B]` are the
+    /// One step on a minibatch with learning rate `lr`. `logits` runs the model's
+    /// forward pass (`[..., B, classes]`, autograd only); `fused_xs` gives the same
+    /// examples as `[E, features, B]`, any strides (fused only); `ys` `[..., B]` are the
     /// targets. Returns the mean loss and the number of correct predictions, per member
     /// (`[E]`) or as scalars when `ys` is `[B]`; both stay on the device.
-    pub(crate) fn step(&mut self, forward: impl FnOnce(&Tensor) -> Result<Tensor>, xs: &Tensor, fused_xs: impl FnOnce() -> Tensor, ys: &Tensor, lr: f64) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn step(&mut self, logits: impl FnOnce() -> Result<Tensor>, fused_xs: impl FnOnce() -> Tensor, ys: &Tensor, lr: f64) -> Result<(Tensor, Tensor)> {
         match self {
             Stepper::Autograd(opt) => {
-                let logits = forward(xs)?;
+                let logits = logits()?;
                 let losses = if ys.dim() == 1 { super::cross_entropy(&logits, ys)? } else { member_losses(&logits, ys)? };
                 // d(sum)/d(loss_e) = 1: each member gets its own loss's gradient.
                 opt.backward_step(&losses.sum(Kind::Float), lr)?;
