@@ -165,10 +165,13 @@ impl Job {
 /// Networks of one shape train together as batched ensembles ([`ensemble_groups`],
 /// at most `cfg.ensemble` at a time): on the CPU the sparse twins of similar
 /// density and the seeds of each dense width; on a GPU all 15 sparse twins at once.
-/// Each gives the result it would give alone to float tolerance (tests/it/ensemble.rs):
-/// batching changes summation order, so a run's last digits depend on its
-/// companions (also when a resumed study retrains only the unfinished runs);
-/// `ensemble: 1` restores bit-for-bit single runs.
+/// With the fused CPU step (the report's setting: ReLU, no BatchNorm, SGD or momentum)
+/// each member trains bit for bit as it would alone (tests/it/fused.rs; its test
+/// metrics come from a batched evaluation and agree to float rounding). Through
+/// autograd (other settings, or a GPU) each gives its single run's result to float
+/// tolerance (tests/it/ensemble.rs): batching changes summation order, so a run's last
+/// digits depend on its companions (also when a resumed study retrains only the
+/// unfinished runs); `ensemble: 1` restores bit-for-bit single runs.
 ///
 /// # Errors
 /// Bad settings, training failures (divergence is a result, not an error).
