@@ -1,8 +1,7 @@
 // Fused CPU training step for plain ReLU MLPs (no BatchNorm, skip or dropout), single
 // or a batched ensemble of E members, with SGD or momentum (report eq. 2.16) and
 // coupled L2. One call does forward, cross-entropy, backward and the update with no
-// autograd graph, no allocation after the first step of a batch size, and two
-// parallel phases:
+// autograd graph, no allocation after the first step, and two parallel phases:
 //
 //   A. per (member, chunk of 64 batch columns): forward through every layer, the
 //      loss and its gradient, and the input-gradient chain down to layer 1;
@@ -99,12 +98,14 @@ struct FusedMlp {
   std::vector<Layer> layers;
   int64_t B = -1;                     // batch size the buffers are laid out for
   int64_t ld = 0;                     // their row stride (B padded, see layout)
-  at::Tensor x0;                      // the input [E, in, ld]
-  std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient
+  at::Tensor x0;                      // the input [E, in, ld] (flat, at least that long)
+  std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
   std::vector<int64_t> correct;
 
+  // Buffers for batch size b; they only grow, so an epoch's short last batch and the
+  // next epoch's full ones reuse them.
   void layout(int64_t b) {
     if (b == B) return;
     B = b;
@@ -112,12 +113,15 @@ struct FusedMlp {
     // power-of-two stride maps onto a few L1 sets and evicts itself.
     ld = (B + 7) / 8 * 8;
     if (ld % 64 == 0) ld += 8;
-    x0 = at::empty({E, layers[0].in, ld}, at::kFloat);
-    h.clear();
-    dz.clear();
-    for (auto& l : layers) {
-      h.push_back(at::empty({E, l.out, ld}, at::kFloat));
-      dz.push_back(at::empty({E, l.out, ld}, at::kFloat));
+    auto fit = [&](at::Tensor& t, int64_t rows) {
+      if (!t.defined() || t.numel() < E * rows * ld) t = at::empty({E * rows * ld}, at::kFloat);
+    };
+    fit(x0, layers[0].in);
+    h.resize(layers.size());
+    dz.resize(layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+      fit(h[l], layers[l].out);
+      fit(dz[l], layers[l].out);
     }
     const int64_t chunks = (B + COLS - 1) / COLS;
     loss.assign(E * chunks, 0.0);
