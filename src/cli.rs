@@ -15,6 +15,7 @@ pub fn info() -> String {
     let _ = writeln!(s, "CUDA      {}", if cuda { format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn()) } else if linked { "libtorch_cuda linked, no CUDA device visible on this machine".to_string() } else { "libtorch_cuda NOT linked: this build can only use the CPU".to_string() });
     let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
     let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
+    let _ = writeln!(s, "cpu       {}: the compact kernels' clone that runs here", cpu_level());
     let _ = writeln!(s, "data      searched in order (bundled Fashion-MNIST subset is the fallback):");
     for name in DATASETS.iter().filter(|n| **n != "synthetic") {
         for d in search_path(name, None) {
@@ -205,4 +206,19 @@ pub fn repl() -> Result<()> {
         let _ = rl.save_history(h);
     }
     Ok(())
+}
+
+/// The x86-64 level the compact kernels' `target_clones` pick on this CPU.
+fn cpu_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512cd") && has!("avx512dq") && has!("avx512vl") {
+            return "x86-64-v4 (AVX-512)";
+        }
+        if has!("avx2") && has!("fma") {
+            return "x86-64-v3 (AVX2, FMA)";
+        }
+    }
+    "baseline (no AVX2)"
 }
