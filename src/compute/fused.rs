@@ -52,7 +52,6 @@ impl FusedLayer {
 /// and keeps the momentum state.
 pub struct FusedMlp {
     raw: *mut c_void,
-    members: i64,
 }
 
 impl FusedMlp {
@@ -80,7 +79,7 @@ impl FusedMlp {
         // SAFETY: err is null or a malloc'ed message.
         match unsafe { take_error(err) } {
             Some(msg) => Err(Error::Shape(msg)),
-            None => Ok(Self { raw, members }),
+            None => Ok(Self { raw }),
         }
     }
 
@@ -100,11 +99,6 @@ impl FusedMlp {
         }
         // SAFETY: on success both are new handles that nothing else owns.
         Ok(unsafe { (Tensor::from_ptr(loss.cast()), Tensor::from_ptr(correct.cast())) })
-    }
-
-    /// Members trained together.
-    pub fn members(&self) -> i64 {
-        self.members
     }
 }
 

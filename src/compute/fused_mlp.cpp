@@ -24,7 +24,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <string>
 #include <vector>
 
 #include "kernels.h"
@@ -68,9 +67,8 @@ struct Layer {
   at::Tensor vf, vb, grad;  // values in forward / input-gradient panel order; weight gradient
   at::Tensor finv, binv;    // CSR index -> forward / input-gradient panel position
   int64_t members = 1;
-  // ptr has members * panels * rows + 1 entries.
   Panels panels(const at::Tensor& ptr, const at::Tensor& src, int64_t rows) const {
-    return Panels{ptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), rows, (ptr.numel() - 1) / std::max<int64_t>(members * rows, 1)};
+    return Panels::of(ptr.data_ptr<int64_t>(), ptr.numel(), src.data_ptr<int32_t>(), rows, members);
   }
   Panels fwd() const { return panels(fptr, fsrc, out); }
   Panels bwd() const { return panels(bptr, bsrc, in); }
@@ -334,13 +332,6 @@ struct FusedMlp {
     return {losses, right};
   }
 };
-
-char* error_string(const char* what) {
-  std::string s(what);
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  std::memcpy(out, s.c_str(), s.size() + 1);
-  return out;
-}
 
 at::Tensor opt(const at::Tensor* t) { return t ? *t : at::Tensor(); }
 

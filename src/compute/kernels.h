@@ -20,6 +20,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace sparselab {
@@ -62,6 +63,10 @@ struct Panels {
   int64_t rows, panels;
   // Block e alone (its rows numbered from 0).
   Panels block(int64_t e) const { return Panels{ptr + e * panels * rows, src, rows, panels}; }
+  // A plan's panels (CsrPlan): `nptr` pointers for `blocks` blocks of `rows` rows each.
+  static Panels of(const int64_t* ptr, int64_t nptr, const int32_t* src, int64_t rows, int64_t blocks) {
+    return Panels{ptr, src, rows, (nptr - 1) / std::max<int64_t>(blocks * rows, 1)};
+  }
 };
 
 // out[r, b .. b + 8 NV] (+)= sum_q v[q] x[src[q], b ..] over panel pan, rows r0..r1.
@@ -192,6 +197,14 @@ static inline void per_block(const Panels& P, int64_t r0, int64_t r1, F f) {
 static inline int64_t grain(int64_t rows, int64_t nnz, int64_t B) {
   const int64_t per_row = std::max<int64_t>(1, nnz / std::max<int64_t>(rows, 1) * B);
   return std::max<int64_t>(1, 524288 / per_row);
+}
+
+// A C++ exception's message for the Rust side, which frees it (malloc'ed).
+static inline char* error_string(const char* what) {
+  const size_t n = std::strlen(what) + 1;
+  char* out = static_cast<char*>(std::malloc(n));
+  std::memcpy(out, what, n);
+  return out;
 }
 
 }  // namespace sparselab

@@ -137,7 +137,11 @@ impl CsrPlan {
     /// The index tensors the C++ kernels take: forward panels (ptr, src, perm),
     /// input-gradient panels (ptr, src, perm) and the CSR row pointers.
     pub(crate) fn kernel_tensors(&self) -> [Tensor; 7] {
-        [&self.fwd.ptr, &self.fwd.src, &self.fwd.perm, &self.bwd.ptr, &self.bwd.src, &self.bwd.perm, &self.rowptr].map(Tensor::shallow_clone)
+        self.index_tensors().map(Tensor::shallow_clone)
+    }
+
+    fn index_tensors(&self) -> [&Tensor; 7] {
+        [&self.fwd.ptr, &self.fwd.src, &self.fwd.perm, &self.bwd.ptr, &self.bwd.src, &self.bwd.perm, &self.rowptr]
     }
 
     /// Active entries.
@@ -193,7 +197,8 @@ impl CsrPlan {
             return Ok(y.f_transpose(0, 1)?.f_reshape([b, self.blocks * out])?);
         }
         let mut out: *mut c_void = std::ptr::null_mut();
-        let plan = [&self.fwd.ptr, &self.fwd.src, &self.fwd.perm, &self.bwd.ptr, &self.bwd.src, &self.bwd.perm].map(|t| t.as_ptr() as *const c_void);
+        // The C++ side reads the first six (the panels), not the row pointers.
+        let plan = self.index_tensors().map(|t| t.as_ptr() as *const c_void);
         let [out_f, in_f] = self.shape;
         // SAFETY: every pointer is a live tensor handle for the duration of the call; on
         // success `out` is a new handle that the returned Tensor owns and frees.

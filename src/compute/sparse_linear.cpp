@@ -15,10 +15,6 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <algorithm>
-#include <cstring>
-#include <string>
-
 #include "kernels.h"
 
 namespace {
@@ -49,8 +45,7 @@ at::Tensor gather(const at::Tensor& v, const at::Tensor& perm) {
 
 // `rows` rows in total, in `blocks` blocks.
 Panels panels(const at::Tensor& ptr, const at::Tensor& src, int64_t rows, int64_t blocks) {
-  const int64_t per = rows / blocks;
-  return Panels{ptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), per, (ptr.numel() - 1) / std::max<int64_t>(rows, 1)};
+  return Panels::of(ptr.data_ptr<int64_t>(), ptr.numel(), src.data_ptr<int32_t>(), rows / blocks, blocks);
 }
 
 // [rows, B] = the panel product of the values `v` (panel order) with the source rows of `x`.
@@ -115,13 +110,6 @@ struct SparseLinearFn : public torch::autograd::Function<SparseLinearFn> {
     return {dx, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
-
-char* error_string(const char* what) {
-  std::string s(what);
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  std::memcpy(out, s.c_str(), s.size() + 1);
-  return out;
-}
 
 }  // namespace
 

@@ -24,6 +24,12 @@ pub fn snapshot(m: &dyn Model) -> Vec<(String, Tensor)> {
     v
 }
 
+/// Largest difference relative to the largest entry of `b`.
+pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let scale = b.abs().max().double_value(&[]).max(1e-12);
+    (a - b).abs().max().double_value(&[]) / scale
+}
+
 /// Asserts two snapshots are bit-identical.
 pub fn assert_identical(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
     assert_eq!(a.len(), b.len());

@@ -2,15 +2,10 @@
 //! tolerance for dense, masked-dense and compact layers, biases, SGD and momentum with
 //! L2, batch sizes that leave tails; masked weights exactly zero; members of a batched
 //! ensemble bit-identical to their single runs; clear errors where it does not apply.
-use super::common::{quick, snapshot, synthetic};
+use super::common::{max_rel, quick, snapshot, synthetic};
 use sparselab::model::{BatchedMlp, Densities, Kernel, MlpConfig, Model};
 use sparselab::train::{train, train_ensemble, OptimizerConfig, OptimizerKind, RunResult, StepKind, TrainConfig};
 use tch::{Device, Tensor};
-
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let scale = b.abs().max().double_value(&[]).max(1e-12);
-    (a - b).abs().max().double_value(&[]) / scale
-}
 
 fn run(cfg: &MlpConfig, tc: &TrainConfig, step: StepKind) -> (RunResult, sparselab::model::Mlp) {
     let data = synthetic();

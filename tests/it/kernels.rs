@@ -1,15 +1,11 @@
 //! The compact sparse kernel against the dense masked path: same masks and initial
 //! values, and the same forward values, gradients, training runs and gradient flow
 //! to float tolerance.
+use super::common::max_rel;
 use sparselab::compute::CsrPlan;
 use sparselab::model::{random_mask, Densities, Kernel, MlpConfig, Mode, Model, COMPACT_CROSSOVER};
 use sparselab::train::{measure_grad_flow, train, OptimizerConfig, OptimizerKind, TrainConfig};
 use tch::{Device, Kind, Tensor};
-
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let scale = b.abs().max().double_value(&[]).max(1e-12);
-    (a - b).abs().max().double_value(&[]) / scale
-}
 
 /// One layer, every batch-size branch of the kernel (64-, 32- and 8-column chunks and
 /// the tail) and of the weight gradient (groups of 8, 4, 2, 1 entries), with one or
