@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     let mut timed = Vec::new();
     for (label, cap) in [("one by one", 1), ("batched", ENSEMBLE_MEMBERS)] {
         let t = Instant::now();
-        let r = sc_sdc(&data, &ScSdcConfig { ensemble: cap, ..cfg.clone() }, None, |_| {})?;
+        let r = sc_sdc(&data, &ScSdcConfig { ensemble: cap, ..cfg.clone() }, &sparselab::experiment::Session::new(), |_| {})?;
         timed.push((label, t.elapsed().as_secs_f64(), r));
     }
     let torch = if env("SPARSELAB_BENCH_TORCH", 1) == 1 { pytorch(&dir, threads, epochs, limit, &fractions, &widths, dev)? * seeds as f64 } else { f64::NAN };

@@ -46,8 +46,8 @@ pub enum Error {
     /// A shape mismatch, e.g. a mask that does not fit its weight.
     #[error("{0}")]
     Shape(String),
-    /// An error raised inside libtorch.
-    #[error("libtorch: {0}")]
+    /// An error raised inside libtorch (its first line: the C++ backtrace is dropped).
+    #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
     /// File-system errors with the path that failed.
     #[error("{path}: {source}")]
@@ -66,6 +66,13 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C or a notebook interrupt).
     #[error("interrupted")]
     Interrupted,
+}
+
+/// The first line of a libtorch message: what went wrong, without the C++ backtrace
+/// (`Exception raised from ...` and the frames after it).
+pub(crate) fn first_line(message: &str) -> String {
+    let m = message.split("Exception raised from").next().unwrap_or(message);
+    m.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
 }
 
 /// Result with sparselab's [`Error`].

@@ -38,6 +38,11 @@ pub mod train;
 
 pub use error::{Error, Result};
 
+/// The libtorch version this binary was built against (the PyPI wheel's, e.g. `2.11.0+cu130`).
+pub fn libtorch_version() -> String {
+    option_env!("SPARSELAB_LIBTORCH_VERSION").unwrap_or("2.11.0").to_string()
+}
+
 /// sparselab's version.
 pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")

@@ -138,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 (None, None) => return Err(Usage("kernel needs `install`, `uninstall` or `--connection-file F`".into()).into()),
             }
         }
-        Command::Repl => sparselab::cli::repl()?,
+        Command::Repl => sparselab::kernel::repl()?,
         Command::Run { file, sets, out, fresh, shard } => match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
             Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
             Err(e) => {

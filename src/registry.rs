@@ -20,6 +20,14 @@ pub fn lookup(what: &'static str, name: &str, valid: &[&str]) -> Result<usize, E
     })
 }
 
+/// [`lookup`] for an option key: the error names the key (`scope: unknown scope "x" ...`).
+///
+/// # Errors
+/// As [`lookup`], prefixed by `key`.
+pub fn lookup_key(key: &'static str, name: &str, valid: &[&str]) -> Result<usize, Error> {
+    lookup(key, name, valid).map_err(|e| Error::config(key, e.to_string()))
+}
+
 /// ` (did you mean "x"?)` when some candidate is within a third of the name's length
 /// in edit distance, else an empty string.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {

@@ -145,12 +145,16 @@ impl Dataset {
         let name = DATASETS[registry::lookup("dataset", &cfg.name, DATASETS)?];
         let (train, test, source) = match name {
             "synthetic" => {
+                cfg.synthetic.validate()?;
                 let (tr, te) = synthetic::generate(&cfg.synthetic);
                 (tr, te, format!("synthetic(seed {})", cfg.synthetic.seed))
             }
             _ => load_files(name, cfg)?,
         };
         let classes = if name == "cifar100" { 100 } else if name == "synthetic" { cfg.synthetic.classes } else { 10 };
+        if cfg.train_limit == Some(0) {
+            return Err(Error::config("train_limit", "0 must be >= 1"));
+        }
         let mut ds = standardise(name, source, train, test, classes)?;
         if let Some(n) = cfg.train_limit {
             let n = n.min(ds.train.len()) as i64;
@@ -171,7 +175,10 @@ impl Dataset {
             return Err(Error::config("validation", format!("{fraction} must be in (0, 1)")));
         }
         let n = self.train.len();
-        let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
+        let n_val = ((n as f64) * fraction).round() as usize;
+        if n_val < self.classes || n_val >= n {
+            return Err(Error::config("validation", format!("{fraction} of {n} training examples leaves {n_val} for validation and {} for training; scoring needs at least {} validation examples (one per class) and one to train on: use a larger fraction or more data", n.saturating_sub(n_val), self.classes)));
+        }
         let perm = crate::rng::permutation(&mut crate::rng::stream(seed, crate::rng::Stream::Split, 1), n);
         let perm = Tensor::from_slice(&perm).to_device(self.train.x.device());
         let tr = self.train.select(&perm.narrow(0, 0, (n - n_val) as i64));

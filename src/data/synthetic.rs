@@ -26,6 +26,36 @@ impl Default for SyntheticConfig {
     }
 }
 
+impl SyntheticConfig {
+    /// Checks every field before anything is generated.
+    ///
+    /// # Errors
+    /// Names the key, the value and the valid range.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |key: &str, msg: String| Err(crate::Error::config(key, msg));
+        if self.classes < 2 || self.classes > 100_000 {
+            return bad("classes", format!("{} is outside 2..=100000", self.classes));
+        }
+        if self.train < 1 || self.test < 1 {
+            return bad(if self.train < 1 { "train" } else { "test" }, "0 must be >= 1".into());
+        }
+        let dim: i64 = self.shape.iter().product();
+        if self.shape.iter().any(|d| *d < 1) || dim > 1 << 20 {
+            return bad("shape", format!("{:?} must have positive sides and at most 2^20 pixels", self.shape));
+        }
+        // Bytes of pixels (one per feature) plus the float32 copies after standardisation.
+        let bytes = (self.train as i128 + self.test as i128) * dim as i128 * 9;
+        let have = crate::model::available_memory_bytes() as i128;
+        if bytes > have {
+            return bad(if self.train >= self.test { "train" } else { "test" }, format!("{} + {} examples of {dim} features need about {bytes} bytes, more than the {have} bytes of memory available", self.train, self.test));
+        }
+        if !(self.noise >= 0.0 && self.noise.is_finite()) {
+            return bad("noise", format!("{} must be a finite number >= 0", self.noise));
+        }
+        Ok(())
+    }
+}
+
 /// Returns (train, test). Pixels are bytes like a real image set, so the same
 /// standardisation path runs.
 pub(crate) fn generate(cfg: &SyntheticConfig) -> (Raw, Raw) {

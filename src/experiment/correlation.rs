@@ -54,3 +54,23 @@ pub fn gradflow_correlation(runs: &Frame, by: Option<&str>) -> Result<Frame> {
     }
     FrameBuilder::new().str("measure", m_col).str("variant", v_col).f64("tau_loss", tl).f64("tau_acc", ta).i64("groups", ng).i64("runs", nr).build()
 }
+
+/// The bar chart of a [`gradflow_correlation`] table: mean |tau| with test accuracy
+/// per measure, one bar group per variant (report Table 3.1).
+///
+/// # Errors
+/// A table without `variant` and `tau_acc` columns; a chart that cannot be drawn.
+pub fn correlation_chart(table: &Frame) -> Result<crate::plot::Chart> {
+    let cats: Vec<String> = MEASURES.iter().map(|m| m.to_string()).collect();
+    let variants = table.str_column("variant")?;
+    let taus = table.f64_column("tau_acc")?;
+    let mut groups: Vec<(String, Vec<f64>)> = Vec::new();
+    for (v, t) in variants.iter().zip(&taus) {
+        match groups.iter_mut().find(|g| &g.0 == v) {
+            Some(g) => g.1.push(*t),
+            None => groups.push((v.clone(), vec![*t])),
+        }
+    }
+    let opts = crate::plot::BarOptions { title: "Mean |Kendall tau| with test accuracy (report Table 3.1)".into(), x_label: "measure".into(), y_label: "mean |tau|".into(), ..Default::default() };
+    Ok(crate::plot::bar_chart(&cats, &groups, &opts)?)
+}

@@ -1,9 +1,11 @@
 //! SC-SDC grids (report Table 3.2/3.3): every combination of optimizer,
 //! regularization code, activation and learning rate, each an SC-SDC study.
 use super::sc_sdc::{sc_sdc, ScSdcConfig, ScSdcResult};
+use super::session::Session;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::results::{Frame, FrameBuilder, Store};
+use crate::plot::{Chart, HeatmapOptions};
+use crate::results::{heat_cells, Frame, FrameBuilder};
 use crate::train::OptimizerKind;
 
 /// Flags a Table 3.3 regularization code turns on.
@@ -23,7 +25,7 @@ pub struct Regularization {
 pub fn regularization(code: &str) -> Result<Regularization> {
     let mut r = Regularization::default();
     for part in code.split('_') {
-        match part {
+        match part.to_ascii_uppercase().as_str() {
             "NR" => {}
             "L2" => r.l2 = 1e-4,
             "DA" => r.augment = true,
@@ -56,9 +58,13 @@ pub struct GridCell {
     pub result: ScSdcResult,
 }
 
-/// Runs every configuration (through the store when given, so a grid resumes).
-/// `on_cell` sees each finished configuration.
-pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, store: Option<&Store>, mut on_cell: impl FnMut(&GridCell)) -> Result<Vec<GridCell>> {
+/// Every configuration of the grid with its study, checked: each axis value is
+/// parsed and each study validated (its twins built as configurations) before
+/// anything trains, so a typo in the last value fails at once.
+///
+/// # Errors
+/// The first bad axis value or setting, naming it.
+pub fn grid_configs(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes) -> Result<Vec<((String, String, String, f64), ScSdcConfig)>> {
     let or = |v: &Vec<String>, d: String| if v.is_empty() { vec![d] } else { v.clone() };
     let opts = or(&axes.optimizer, base.train.optimizer.kind.name().to_string());
     let regs = or(&axes.regularization, "NR".to_string());
@@ -66,27 +72,62 @@ pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, store: O
     let lrs = if axes.lr.is_empty() { vec![base.train.optimizer.lr] } else { axes.lr.clone() };
     let mut cells = Vec::new();
     for o in &opts {
+        let kind = OptimizerKind::parse(o)?;
         for r in &regs {
+            let flags = regularization(r)?;
             for a in &acts {
+                crate::model::Activation::parse(a)?;
                 for &lr in &lrs {
-                    let flags = regularization(r)?;
                     let mut cfg = base.clone();
-                    cfg.train.optimizer.kind = OptimizerKind::parse(o)?;
+                    cfg.train.optimizer.kind = kind;
                     cfg.train.optimizer.lr = lr;
                     cfg.train.optimizer.l2 = flags.l2.max(base.train.optimizer.l2);
                     cfg.train.augment = flags.augment || base.train.augment;
                     cfg.base.skip = flags.skip || base.base.skip;
                     cfg.base.batch_norm = flags.batch_norm || base.base.batch_norm;
                     cfg.base.activation = a.clone();
-                    let result = sc_sdc(data, &cfg, store, |_| {})?;
-                    let cell = GridCell { config: (o.clone(), r.clone(), a.clone(), lr), result };
-                    on_cell(&cell);
-                    cells.push(cell);
+                    cfg.validate(data)?;
+                    cells.push(((o.clone(), r.clone(), a.clone(), lr), cfg));
                 }
             }
         }
     }
     Ok(cells)
+}
+
+/// Runs every configuration through `session` (so a grid resumes), after
+/// validating all of them ([`grid_configs`]). `on_cell` sees each finished one.
+///
+/// # Errors
+/// Bad axis values or settings (before any training), training failures.
+pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, session: &Session, mut on_cell: impl FnMut(&GridCell)) -> Result<Vec<GridCell>> {
+    let mut cells = Vec::new();
+    for (config, cfg) in grid_configs(data, base, axes)? {
+        let result = sc_sdc(data, &cfg, session, |_| {})?;
+        let cell = GridCell { config, result };
+        let p = cell.result.test.as_ref().map(|t| format!("{:.4}", t.p_value)).unwrap_or_else(|| "n/a".into());
+        crate::log::line(&format!("grid: {} {} {} lr {}: p = {p}", cell.config.0, cell.config.1, cell.config.2, cell.config.3));
+        on_cell(&cell);
+        cells.push(cell);
+    }
+    Ok(cells)
+}
+
+/// The p-value heatmap of a grid's `table` ([`grid_frame`]) over `row` x `col`
+/// (mean p over the other axes) and its pivot table (report Table 3.2).
+///
+/// # Errors
+/// `row` or `col` not a column of `table`.
+pub fn pvalue_table(table: &Frame, row: &str, col: &str, title: &str) -> Result<(Chart, Frame)> {
+    for c in [row, col] {
+        if !table.columns().iter().any(|x| x == c) {
+            return Err(Error::config(if c == row { "row" } else { "col" }, format!("{c:?} is not a column of the grid table; valid: {}", table.columns().join(", "))));
+        }
+    }
+    let (rows, cols, cells) = heat_cells(table, row, col, "p_value")?;
+    let chart = crate::plot::heatmap(&rows, &cols, &cells, &HeatmapOptions { title: title.to_string(), x_label: col.to_string(), y_label: row.to_string(), ..Default::default() })?;
+    let pivot = table.sql(&format!("select {row}, {col}, avg(p_value) as p_value from self group by {row}, {col} order by {row}, {col}"))?;
+    Ok((chart, pivot))
 }
 
 /// One row per configuration: optimizer, regularization, activation, lr, statistic,

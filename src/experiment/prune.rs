@@ -1,19 +1,72 @@
 //! Magnitude pruning (report 3.4.3, SPEC 8): train dense for a fraction of the
 //! epochs, prune the smallest-magnitude weights to the target density (per layer or
 //! globally), keep the masks fixed and fine-tune for the remaining epochs.
-use crate::data::Dataset;
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{train, Ended, RunResult, TrainConfig};
+use crate::train::{train_with, Ended, NoCallback, RunResult, TrainConfig};
 use tch::{Kind, Tensor};
 
 /// Per layer, or one threshold over all weight layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Each layer keeps round(density x its weights).
     Layer,
     /// The largest weights of the whole model, density x all weights.
     Global,
+}
+
+/// Names of [`Scope`]s, as scripts spell them.
+pub const SCOPES: [&str; 2] = ["layer", "global"];
+
+impl Scope {
+    /// `layer` or `global` (case-insensitive).
+    ///
+    /// # Errors
+    /// Another name, listing the valid ones.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok([Scope::Layer, Scope::Global][crate::registry::lookup("scope", name, &SCOPES)?])
+    }
+}
+
+/// Magnitude pruning during training (SPEC 8).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PruneConfig {
+    /// Target density after pruning, in (0, 1].
+    pub density: f64,
+    /// Fraction of the epochs trained dense before pruning, in [0, 1].
+    pub prune_at: f64,
+    /// Per layer or global.
+    pub scope: Scope,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig { density: 0.1, prune_at: 0.5, scope: Scope::Layer }
+    }
+}
+
+impl PruneConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// Names the key, the value and the valid range.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.density > 0.0 && self.density <= 1.0) {
+            return Err(Error::config("density", format!("{} is outside (0, 1]", self.density)));
+        }
+        if !(0.0..=1.0).contains(&self.prune_at) {
+            return Err(Error::config("prune_at", format!("{} is outside [0, 1]", self.prune_at)));
+        }
+        Ok(())
+    }
+
+    /// (dense epochs, fine-tuning epochs) of a run of `epochs`.
+    pub fn phases(&self, epochs: usize) -> (usize, usize) {
+        let dense = ((epochs as f64 * self.prune_at).round() as usize).min(epochs);
+        (dense, epochs - dense)
+    }
 }
 
 /// Sets every weight layer's mask to its largest-magnitude entries and zeroes the rest.
@@ -53,17 +106,23 @@ pub fn magnitude_prune(model: &dyn Model, density: f64, scope: Scope) -> Result<
 
 /// Dense training for `prune_at` of the epochs, pruning, then fine-tuning with the
 /// masks fixed (a fresh optimizer state). The returned history spans both phases.
-pub fn prune_train(model: &mut dyn Model, data: &Dataset, density: f64, prune_at: f64, scope: Scope, cfg: &TrainConfig) -> Result<RunResult> {
-    if !(0.0..=1.0).contains(&prune_at) {
-        return Err(Error::config("prune_at", format!("{prune_at} is outside [0, 1]")));
-    }
-    let dense_epochs = (cfg.epochs as f64 * prune_at).round() as usize;
-    let first = train(model, data, &TrainConfig { epochs: dense_epochs, ..cfg.clone() })?;
+///
+/// # Errors
+/// Bad settings (checked before anything trains), training failures.
+pub fn prune_train(model: &mut dyn Model, data: &Dataset, prune: &PruneConfig, cfg: &TrainConfig) -> Result<RunResult> {
+    prune.validate()?;
+    cfg.validate()?;
+    prune_train_phases(model, &data.train, &data.test, prune, cfg, prune.phases(cfg.epochs))
+}
+
+/// [`prune_train`] with explicit (dense, fine-tuning) epochs (a `check` run trains one of each).
+pub(crate) fn prune_train_phases(model: &mut dyn Model, train: &Split, eval: &Split, prune: &PruneConfig, cfg: &TrainConfig, (dense_epochs, tune_epochs): (usize, usize)) -> Result<RunResult> {
+    let first = train_with(model, train, eval, &TrainConfig { epochs: dense_epochs, ..cfg.clone() }, &mut NoCallback)?;
     if first.ended != Ended::Finished {
         return Ok(first);
     }
-    magnitude_prune(model, density, scope)?;
-    let second = train(model, data, &TrainConfig { epochs: cfg.epochs - dense_epochs, seed: cfg.seed.wrapping_add(1), ..cfg.clone() })?;
+    magnitude_prune(model, prune.density, prune.scope)?;
+    let second = train_with(model, train, eval, &TrainConfig { epochs: tune_epochs, seed: cfg.seed.wrapping_add(1), ..cfg.clone() }, &mut NoCallback)?;
     let mut run = second.clone();
     run.history = first.history.iter().cloned().chain(second.history.iter().cloned().map(|mut h| {
         h.epoch += dense_epochs;

@@ -3,10 +3,12 @@
 //! signed-rank test (SPEC 4, report 3.2.1, A.1.1).
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{BatchedMlp, Densities, Fan, Kernel, MlpConfig, Model};
-use crate::results::{dataset_identity, flatten, train_identity, Frame, FrameBuilder, Lookup, Store};
+use super::session::{RunSpec, Session};
+use crate::data::Split;
+use crate::model::{BatchedMlp, Densities, Fan, Kernel, Lineage, MlpConfig, Model};
+use crate::results::{Frame, FrameBuilder, Lookup};
 use crate::stats::{wilcoxon, Alternative, WilcoxonOptions, WilcoxonResult};
-use crate::train::{train, train_ensemble, RunResult, TrainConfig};
+use crate::train::{train_ensemble, train_with, NoCallback, RunResult, TrainConfig};
 use tch::Device;
 
 /// How the sparse twin's Kaiming fan is chosen.
@@ -16,6 +18,19 @@ pub enum InitFan {
     Dense,
     /// Each sparse layer's mean active fan-in, which keeps the signal variance.
     Effective,
+}
+
+/// Names of [`InitFan`]s, as scripts spell them (`mlp` takes the same names).
+pub const INIT_FANS: [&str; 2] = ["dense", "effective"];
+
+impl InitFan {
+    /// `dense` or `effective` (case-insensitive).
+    ///
+    /// # Errors
+    /// Another name, listing the valid ones.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok([InitFan::Dense, InitFan::Effective][crate::registry::lookup("init_fan", name, &INIT_FANS)?])
+    }
 }
 
 /// The pair for one dense width.
@@ -38,6 +53,9 @@ pub fn dense_widths(max_width: i64, fractions: &[f64]) -> Vec<i64> {
 /// # Errors
 /// A dense width outside 1..=max_width.
 pub fn twins(base: &MlpConfig, dense_width: i64, max_width: i64, init: InitFan) -> Result<Twins> {
+    if base.depth > crate::model::MAX_DEPTH {
+        return Err(Error::config("depth", format!("{} is outside 0..={}", base.depth, crate::model::MAX_DEPTH)));
+    }
     if dense_width < 1 || dense_width > max_width {
         return Err(Error::config("dense_width", format!("{dense_width} must be in 1..={max_width} (max_width)")));
     }
@@ -49,6 +67,13 @@ pub fn twins(base: &MlpConfig, dense_width: i64, max_width: i64, init: InitFan) 
         InitFan::Effective => active.iter().zip(&sparse_shapes).map(|(k, [o, _])| Fan::Value(*k as f64 / *o as f64)).collect(),
     };
     let sparse = MlpConfig { width: max_width, densities: Densities::Active(active), fans: Some(fans), ..dense.clone() };
+    // The twins' widths come from max_width (and the fractions): a size error names it.
+    for (variant, m) in [("sparse", &sparse), ("dense", &dense)] {
+        m.check_size().map_err(|e| match e {
+            Error::Config { key, message } if key == "width" => Error::config("max_width", format!("the {variant} twin: {message}")),
+            e => e,
+        })?;
+    }
     Ok(Twins { dense, sparse })
 }
 
@@ -70,6 +95,30 @@ pub struct ScSdcConfig {
     /// Most networks trained together as one batched ensemble ([`ensemble_groups`]);
     /// 1 trains them one by one.
     pub ensemble: usize,
+}
+
+impl ScSdcConfig {
+    /// The report's study on `data` (SPEC 4): depth 4, ReLU, N_MW = input + 4,
+    /// fractions 0.1..0.9, seeds 0-2, the dense twin's fan, default training.
+    pub fn defaults(data: &Dataset) -> Self {
+        ScSdcConfig {
+            base: MlpConfig::new(data.input_size(), data.classes as i64, 4, 1),
+            max_width: None,
+            fractions: vec![0.1, 0.3, 0.5, 0.7, 0.9],
+            seeds: vec![0, 1, 2],
+            init_fan: InitFan::Dense,
+            train: TrainConfig::default(),
+            ensemble: ENSEMBLE_MEMBERS,
+        }
+    }
+
+    /// Checks every setting and builds every twin's configuration, training nothing.
+    ///
+    /// # Errors
+    /// Names the bad key and value.
+    pub fn validate(&self, data: &Dataset) -> Result<()> {
+        plan(data, self).map(|_| ())
+    }
 }
 
 /// Default cap on ensemble members ([`ScSdcConfig::ensemble`]): the 15 sparse twins
@@ -149,7 +198,7 @@ struct Job {
     variant: &'static str,
     model: MlpConfig,
     train: TrainConfig,
-    spec: serde_json::Value,
+    spec: RunSpec,
     active: Vec<i64>,
 }
 
@@ -158,6 +207,41 @@ impl Job {
     fn with(&self, run: RunResult) -> ScSdcRun {
         ScSdcRun { fraction: self.fraction, dense_width: self.dense_width, seed: self.seed, variant: self.variant, active: self.active.clone(), run }
     }
+}
+
+/// Every run of the study, checked: settings, fractions, seeds, twins and their
+/// active counts. Nothing trains.
+fn plan(data: &Dataset, cfg: &ScSdcConfig) -> Result<Vec<Job>> {
+    cfg.train.validate()?;
+    crate::model::Activation::parse(&cfg.base.activation)?;
+    if cfg.fractions.is_empty() || cfg.seeds.is_empty() {
+        return Err(Error::config(if cfg.fractions.is_empty() { "fractions" } else { "seeds" }, "must not be empty"));
+    }
+    if let Some(f) = cfg.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+        return Err(Error::config("fractions", format!("{f} is outside (0, 1]")));
+    }
+    let max_width = cfg.max_width.unwrap_or(data.input_size() + 4);
+    if max_width < 1 {
+        return Err(Error::config("max_width", format!("{max_width} must be >= 1")));
+    }
+    let widths = dense_widths(max_width, &cfg.fractions);
+    let mut jobs = Vec::new();
+    for (&fraction, &w) in cfg.fractions.iter().zip(&widths) {
+        if w < 1 {
+            return Err(Error::config("fractions", format!("{fraction} x max_width {max_width} rounds to a dense width of {w}; use a larger fraction or max_width")));
+        }
+        for &seed in &cfg.seeds {
+            let base = MlpConfig { input: data.input_size(), classes: data.classes as i64, seed, ..cfg.base.clone() };
+            let t = twins(&base, w, max_width, cfg.init_fan)?;
+            for (variant, model) in [("sparse", t.sparse), ("dense", t.dense)] {
+                let train = TrainConfig { seed, ..cfg.train.clone() };
+                let spec = RunSpec::new("sc_sdc", data, &Lineage::new(serde_json::json!({ "mlp": model })), &train);
+                let active = model.active_counts()?;
+                jobs.push(Job { fraction, dense_width: w, seed, variant, model, train, spec, active });
+            }
+        }
+    }
+    Ok(jobs)
 }
 
 /// Trains every twin and tests H1: sparse > dense (one-sided, exact).
@@ -173,34 +257,22 @@ impl Job {
 /// digits depend on its companions (also when a resumed study retrains only the
 /// unfinished runs); `ensemble: 1` restores bit-for-bit single runs.
 ///
+/// Every setting and twin is checked before anything trains. Through `session`,
+/// finished runs are reused and new ones recorded as they finish, so a stopped
+/// study resumes where it was; runs of other shards are skipped.
+///
 /// # Errors
 /// Bad settings, training failures (divergence is a result, not an error).
-/// With a `store`, finished runs are reused and new ones recorded as they finish,
-/// so a stopped study resumes where it was; runs of other shards are skipped.
-pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_run: impl FnMut(&ScSdcRun)) -> Result<ScSdcResult> {
-    let max_width = cfg.max_width.unwrap_or(data.input_size() + 4);
-    let widths = dense_widths(max_width, &cfg.fractions);
+pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: impl FnMut(&ScSdcRun)) -> Result<ScSdcResult> {
+    let jobs = plan(data, cfg)?;
     let device = cfg.train.device.resolve()?;
-    let mut jobs = Vec::new();
-    for (&fraction, &w) in cfg.fractions.iter().zip(&widths) {
-        for &seed in &cfg.seeds {
-            let base = MlpConfig { input: data.input_size(), classes: data.classes as i64, seed, ..cfg.base.clone() };
-            let t = twins(&base, w, max_width, cfg.init_fan)?;
-            for (variant, model) in [("sparse", t.sparse), ("dense", t.dense)] {
-                let train = TrainConfig { seed, ..cfg.train.clone() };
-                let spec = serde_json::json!({ "kind": "sc_sdc", "data": dataset_identity(data), "model": model, "train": train_identity(&train) });
-                let active = model.active_counts()?;
-                jobs.push(Job { fraction, dense_width: w, seed, variant, model, train, spec, active });
-            }
-        }
-    }
     let mut runs: Vec<Option<RunResult>> = Vec::with_capacity(jobs.len());
     let mut pending = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
-        runs.push(match store.map(|s| s.lookup(&j.spec)).transpose()? {
-            Some(Lookup::Done(r)) => Some(r.run),
-            Some(Lookup::OtherShard) => Some(RunResult::skipped()),
-            Some(Lookup::Train) | None => {
+        runs.push(match session.lookup(&j.spec)? {
+            Lookup::Done(r) => Some(r.run),
+            Lookup::OtherShard => Some(RunResult::skipped()),
+            Lookup::Train => {
                 pending.push(i);
                 None
             }
@@ -212,52 +284,51 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, store: Option<&Store>, mut on_r
         }
     }
     let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
+    let (_, train, eval) = session.shrink(&cfg.train, &data.train, &data.test);
     for group in ensemble_groups(&models, device, cfg.ensemble.max(1))? {
         let at: Vec<usize> = group.iter().map(|&g| pending[g]).collect();
-        let trained = train_group(data, &at.iter().map(|&i| &jobs[i]).collect::<Vec<_>>())?;
+        let group_jobs: Vec<&Job> = at.iter().map(|&i| &jobs[i]).collect();
+        let trained = train_group(session, &train, &eval, &group_jobs)?;
         for (&i, run) in at.iter().zip(trained) {
             let j = &jobs[i];
-            let complete = !matches!(run.ended, crate::train::Ended::Interrupted(_));
-            if let (Some(s), true) = (store, complete) {
-                let mut cols = vec![("fraction".to_string(), serde_json::json!(j.fraction)), ("dense_width".to_string(), serde_json::json!(j.dense_width)), ("variant".to_string(), serde_json::json!(j.variant))];
-                cols.extend(flatten(&j.spec));
-                s.put(&j.spec, &cols, &run)?;
+            let cols = vec![("fraction".to_string(), serde_json::json!(j.fraction)), ("dense_width".to_string(), serde_json::json!(j.dense_width)), ("variant".to_string(), serde_json::json!(j.variant))];
+            session.record(&j.spec, j.seed, &cols, &run, None)?;
+            if let Some(e) = run.diverged() {
+                crate::log::line(&format!("note: {} w={} seed {} diverged at epoch {}", j.variant, j.dense_width, j.seed, e + 1));
             }
             on_run(&j.with(run.clone()));
             runs[i] = Some(run);
         }
-        if crate::cancel::requested() {
-            return Err(Error::Interrupted);
-        }
+        session.interrupted()?;
     }
     let runs: Vec<ScSdcRun> = jobs.iter().zip(runs).map(|(j, run)| j.with(run.unwrap_or_else(RunResult::skipped))).collect();
     let test = paired_test(&runs).ok();
     Ok(ScSdcResult { runs, test })
 }
 
-/// Trains one group: alone (one network) or as a batched ensemble. Checks the
-/// defining property of SC-SDC on the built networks: both twins have the dense
-/// twin's active count in every layer.
-fn train_group(data: &Dataset, group: &[&Job]) -> Result<Vec<RunResult>> {
+/// Trains one group on `train` (evaluating on `eval`): alone (one network) or as a
+/// batched ensemble. Checks the defining property of SC-SDC on the built networks:
+/// both twins have the dense twin's active count in every layer.
+fn train_group(session: &Session, train: &Split, eval: &Split, group: &[&Job]) -> Result<Vec<RunResult>> {
     let check = |j: &Job, built: Vec<i64>| {
         if built != j.active {
             return Err(Error::Shape(format!("SC-SDC {} twin at width {}: active counts {built:?} != dense twin's {:?}", j.variant, j.dense_width, j.active)));
         }
         Ok(())
     };
-    let device = group[0].train.device.resolve()?;
+    let cfgs: Vec<TrainConfig> = group.iter().map(|j| session.shrink(&j.train, train, eval).0).collect();
+    let device = cfgs[0].device.resolve()?;
     if let [j] = group {
         let mut net = j.model.init(device)?;
         check(j, net.layers().iter().map(|l| l.active).collect())?;
-        return Ok(vec![train(&mut net, data, &j.train)?]);
+        return Ok(vec![train_with(&mut net, train, eval, &cfgs[0], &mut NoCallback)?]);
     }
     let models: Vec<MlpConfig> = group.iter().map(|j| j.model.clone()).collect();
     let net = BatchedMlp::new(&models, device)?;
     for (j, built) in group.iter().zip(net.active()) {
         check(j, built)?;
     }
-    let cfgs: Vec<TrainConfig> = group.iter().map(|j| j.train.clone()).collect();
-    train_ensemble(&net, &data.train, &data.test, &cfgs)
+    train_ensemble(&net, train, eval, &cfgs, &mut NoCallback)
 }
 
 /// Wilcoxon on (sparse, dense) final test accuracy paired by (width, seed).

@@ -1,11 +1,12 @@
 //! SNAS (report chapter 4, Algorithm 1): search a density per weight layer with an
 //! ask-and-tell searcher, score candidates on a validation split with ASHA early
 //! stopping, under an optional budget; evaluate the best on the test set.
-use crate::data::{Dataset, Split};
+use super::session::{RunSpec, Session};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::{CnnConfig, Densities, MlpConfig, Model};
+use crate::model::{CnnConfig, Densities, MlpConfig, Model, Tracked, Transform};
+use crate::results::{Frame, FrameBuilder, Lookup};
 use crate::search::{pareto_front, project_to_budget_with_floor, Asha, AshaConfig, Decision, Observation, Searcher};
-use crate::results::{dataset_identity, train_identity, Lookup, Store};
 use crate::train::{evaluate, train_with, Control, Ended, EpochRecord, RunResult, TrainConfig};
 
 /// The model family searched over.
@@ -33,13 +34,41 @@ impl Space {
         }
     }
 
-    fn build(&self, densities: &[f64], seed: u64) -> Result<Box<dyn Model>> {
+    /// The report's MLP space on `data` (SPEC 7): depth 4, width input + 4, PReLU,
+    /// BatchNorm, skip connections, no biases.
+    pub fn default_mlp(data: &Dataset) -> Self {
+        Space::Mlp(MlpConfig { activation: "prelu".into(), batch_norm: true, skip: true, bias: false, ..MlpConfig::new(data.input_size(), data.classes as i64, 4, data.input_size() + 4) })
+    }
+
+    /// The trial model with `densities` and `seed`, with its lineage.
+    fn build(&self, densities: &[f64], seed: u64) -> Result<Tracked> {
         Ok(match self {
-            Space::Mlp(c) => Box::new(MlpConfig { densities: Densities::PerLayer(densities.to_vec()), seed, ..c.clone() }.init(tch::Device::Cpu)?),
-            Space::Cnn(c) => Box::new(CnnConfig { densities: densities.to_vec(), seed, ..c.clone() }.init(tch::Device::Cpu)?),
+            Space::Mlp(c) => {
+                let c = MlpConfig { densities: Densities::PerLayer(densities.to_vec()), seed, ..c.clone() };
+                Tracked::new(c.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": c }))
+            }
+            Space::Cnn(c) => {
+                let c = CnnConfig { densities: densities.to_vec(), seed, ..c.clone() };
+                Tracked::new(c.init(tch::Device::Cpu)?, serde_json::json!({ "cnn": c }))
+            }
         })
     }
+
+    /// Checks the space's configuration and size without building a model.
+    fn validate(&self) -> Result<()> {
+        match self {
+            Space::Mlp(c) => c.check_size(),
+            Space::Cnn(c) => crate::registry::lookup("space", &c.arch, crate::model::CNNS).map(|_| ()),
+        }
+    }
 }
+
+/// Names of the search spaces, as scripts spell them.
+pub const SPACES: [&str; 3] = ["mlp", "resnet32", "wrn28_10"];
+/// Names of the density representations: one density per layer, or one for all.
+pub const REPRESENTATIONS: [&str; 2] = ["non-uniform", "uniform"];
+/// Names of the objectives.
+pub const OBJECTIVES: [&str; 3] = ["accuracy", "penalized", "pareto"];
 
 /// What a trial's score is.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,8 +147,8 @@ pub struct SnasResult {
     pub trials: Vec<Trial>,
     /// Index of the best trial by score.
     pub best: usize,
-    /// The best model (trained).
-    pub best_model: Box<dyn Model>,
+    /// The best model (trained), with its lineage.
+    pub best_model: Tracked,
     /// Test accuracy of the best model (the test set is used only here).
     pub best_test_acc: f64,
     /// Test loss of the best model.
@@ -144,10 +173,53 @@ fn fit_counts(densities: &[f64], sizes: &[u64], budget: &Budget) -> Vec<f64> {
     k.iter().zip(sizes).map(|(&k, &n)| k as f64 / n as f64).collect()
 }
 
+impl SnasConfig {
+    /// Checks every setting against `data` before any trial trains: samples, the
+    /// validation split's size, ASHA, the budget, the space and the training settings.
+    ///
+    /// # Errors
+    /// Names the bad key and value.
+    pub fn validate(&self, data: &Dataset) -> Result<()> {
+        if self.samples == 0 {
+            return Err(Error::config("samples", "0 must be >= 1"));
+        }
+        if !(self.d_min > 0.0 && self.d_min <= 1.0) {
+            return Err(Error::config("d_min", format!("{} is outside (0, 1]", self.d_min)));
+        }
+        self.train.validate()?;
+        self.space.validate()?;
+        data.validation_split(self.validation, self.seed)?;
+        if let Some(a) = self.asha {
+            Asha::new(AshaConfig { max_t: self.train.epochs.max(1), ..a }).map_err(|e| Error::config("asha", e.to_string()))?;
+        }
+        if let Objective::Penalized(l) = self.objective {
+            if !l.is_finite() {
+                return Err(Error::config("lambda", format!("{l} must be a finite number")));
+            }
+        }
+        let sizes = self.space.layer_sizes()?;
+        let dims = if self.uniform { 1 } else { sizes.len() };
+        project_to_budget_with_floor(&vec![1.0; dims], &sizes, self.budget.max_density, self.budget.max_active, self.d_min)
+            .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", self.budget, self.d_min)))?;
+        Ok(())
+    }
+
+    /// The identity every trial's spec carries: what changes a trial's result
+    /// besides its own densities (ASHA decisions depend on earlier trials).
+    fn search_identity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "space": self.space.identity(), "uniform": self.uniform, "d_min": self.d_min, "validation": self.validation, "seed": self.seed,
+            "asha": self.asha.map(|a| (a.grace_period, a.reduction_factor)), "budget": (self.budget.max_density, self.budget.max_active),
+            "objective": format!("{:?}", self.objective),
+        })
+    }
+}
+
 /// Runs the search. `searcher` proposes vectors of length 1 (uniform) or the layer
-/// count; `on_trial` sees each finished trial (progress, persistence).
+/// count; `on_trial` sees each finished trial (progress, persistence). Every setting
+/// is checked before the first trial trains.
 ///
-/// With a `store`, each finished trial is recorded; a rerun proposes the same
+/// Through `session`, each finished trial is recorded; a rerun proposes the same
 /// candidates (searchers are deterministic given their seed and history), reuses
 /// the stored trials, replays ASHA from their stored scores, and continues where
 /// the search stopped. The best model is retrained if it came from the store
@@ -156,41 +228,34 @@ fn fit_counts(densities: &[f64], sizes: &[u64], budget: &Budget) -> Vec<f64> {
 /// # Errors
 /// Bad settings, an impossible budget, training failures; interrupted searches
 /// return [`Error::Interrupted`].
-pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store: Option<&Store>, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
-    if cfg.samples == 0 {
-        return Err(Error::config("samples", "0 must be >= 1"));
-    }
+pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, session: &Session, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
+    cfg.validate(data)?;
     let sizes = cfg.space.layer_sizes()?;
     let total: u64 = sizes.iter().sum();
     let (train_split, val_split) = data.validation_split(cfg.validation, cfg.seed)?;
+    let (train_cfg, train_split, val_split) = session.shrink(&cfg.train, &train_split, &val_split);
     let mut asha = match cfg.asha {
-        Some(a) => Some(Asha::new(AshaConfig { max_t: cfg.train.epochs, ..a }).map_err(|e| Error::config("asha", e.to_string()))?),
+        Some(a) => Some(Asha::new(AshaConfig { max_t: train_cfg.epochs.max(1), ..a }).map_err(|e| Error::config("asha", e.to_string()))?),
         None => None,
     };
     let mut history: Vec<Observation> = Vec::new();
     let mut trials: Vec<Trial> = Vec::new();
-    let mut best: Option<(usize, Option<Box<dyn Model>>)> = None;
-    let search_id = serde_json::json!({
-        "kind": "snas_trial", "data": dataset_identity(data), "space": cfg.space.identity(), "uniform": cfg.uniform,
-        "d_min": cfg.d_min, "validation": cfg.validation, "seed": cfg.seed,
-        "asha": cfg.asha.map(|a| (a.grace_period, a.reduction_factor)), "budget": (cfg.budget.max_density, cfg.budget.max_active),
-        "objective": format!("{:?}", cfg.objective), "train": train_identity(&cfg.train),
-    });
-    for id in 0..cfg.samples {
+    let mut best: Option<(usize, Option<Tracked>)> = None;
+    let search_id = cfg.search_identity();
+    // `check`: two trials exercise every path (the second sees the first's result).
+    let samples = if session.is_check() { cfg.samples.min(2) } else { cfg.samples };
+    for id in 0..samples {
         let proposed = searcher.propose(&history).map_err(|e| Error::config("search", e.to_string()))?;
         let densities = project_to_budget_with_floor(&proposed, &sizes, cfg.budget.max_density, cfg.budget.max_active, cfg.d_min)
             .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", cfg.budget, cfg.d_min)))?;
         let densities = fit_counts(&densities, &sizes, &cfg.budget);
-        let spec = serde_json::json!({ "search": search_id, "trial": id, "proposed": proposed, "densities": densities });
-        let cached = match store {
-            Some(s) => match s.lookup(&spec)? {
-                Lookup::Done(r) => Some(r.run),
-                _ => None,
-            },
-            None => None,
-        };
         let mut model = cfg.space.build(&densities, cfg.seed.wrapping_add(id as u64))?;
-        let active: u64 = model.layers().iter().map(|l| l.active as u64).sum();
+        let spec = RunSpec::new("snas_trial", data, &model.lineage, &cfg.train).with_method(serde_json::json!({ "search": search_id, "trial": id, "proposed": proposed }));
+        let cached = match session.lookup(&spec)? {
+            Lookup::Done(r) => Some(r.run),
+            _ => None,
+        };
+        let active: u64 = model.model.layers().iter().map(|l| l.active as u64).sum();
         let density = active as f64 / total as f64;
         let score_of = |acc: f64| match cfg.objective {
             Objective::Penalized(lambda) => acc - lambda * density,
@@ -208,26 +273,26 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store
             stopped = matches!(run.ended, Ended::Stopped(_));
             run
         } else {
-            let mut cb = |r: &EpochRecord| -> Control {
+            let mut cb = |_: usize, r: &EpochRecord| -> Control {
                 match asha.as_mut().map(|a| a.on_result(id, r.epoch + 1, score_of(r.test_acc))) {
-                    Some(Decision::Stop) if r.epoch + 1 < cfg.train.epochs => {
+                    Some(Decision::Stop) if r.epoch + 1 < train_cfg.epochs => {
                         stopped = true;
                         Control::Stop
                     }
                     _ => Control::Continue,
                 }
             };
-            let run = train_with(&mut *model, &train_split, &val_split, &cfg.train, &mut cb)?;
-            if let (Some(s), false) = (store, matches!(run.ended, Ended::Interrupted(_))) {
-                let cols = vec![("trial".to_string(), serde_json::json!(id)), ("active".to_string(), serde_json::json!(active))];
-                s.put(&spec, &cols, &run)?;
-            }
+            let run = train_with(&mut *model.model, &train_split, &val_split, &train_cfg, &mut cb)?;
+            let cols = vec![("trial".to_string(), serde_json::json!(id)), ("active".to_string(), serde_json::json!(active))];
+            session.record(&spec, train_cfg.seed, &cols, &run, None)?;
             run
         };
+        model.lineage.steps.push(Transform::Run { key: spec.key() });
         let scores: Vec<f64> = run.history.iter().map(|h| h.test_acc).collect();
         let score = scores.last().map(|&a| score_of(a)).unwrap_or(f64::NEG_INFINITY);
         let score = if run.diverged().is_some() { f64::NEG_INFINITY } else { score };
         let trial = Trial { id, proposed: proposed.clone(), densities, active, total, scores, score, rung: asha.as_ref().and_then(|a| a.rung_reached(id)), stopped, run };
+        crate::log::line(&format!("trial {:>3}: score {:.4}  active {:>9}  {}{}", trial.id, trial.score, trial.active, if trial.stopped { "stopped" } else { "finished" }, trial.rung.map(|r| format!(" (rung {r})")).unwrap_or_default()));
         on_trial(&trial);
         history.push(Observation { x: proposed, score: if score.is_finite() { score } else { f64::NAN } });
         let better = best.as_ref().map(|(b, _)| score > trials[*b].score).unwrap_or(true);
@@ -235,9 +300,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store
         if better {
             best = Some((id, (!from_store).then_some(model)));
         }
-        if crate::cancel::requested() {
-            return Err(Error::Interrupted);
-        }
+        session.interrupted()?;
     }
     let (best_idx, best_model) = best.ok_or_else(|| Error::config("samples", "no trial finished"))?;
     let best_model = match best_model {
@@ -247,15 +310,48 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, store
             let t = &trials[best_idx];
             let mut m = cfg.space.build(&t.densities, cfg.seed.wrapping_add(best_idx as u64))?;
             let stop_after = t.scores.len();
-            let mut cb = |r: &EpochRecord| if r.epoch + 1 >= stop_after { Control::Stop } else { Control::Continue };
-            train_with(&mut *m, &train_split, &val_split, &cfg.train, &mut cb)?;
+            let mut cb = |_: usize, r: &EpochRecord| if r.epoch + 1 >= stop_after { Control::Stop } else { Control::Continue };
+            let spec = RunSpec::new("snas_trial", data, &m.lineage, &cfg.train).with_method(serde_json::json!({ "search": search_id, "trial": best_idx, "proposed": t.proposed }));
+            train_with(&mut *m.model, &train_split, &val_split, &train_cfg, &mut cb)?;
+            m.lineage = m.lineage.then(Transform::Run { key: spec.key() });
             m
         }
     };
-    let (best_test_loss, best_test_acc) = evaluate(&*best_model, &Split { x: data.test.x.shallow_clone(), y: data.test.y.shallow_clone() })?;
+    let (best_test_loss, best_test_acc) = if session.is_check() {
+        let (_, _, test) = session.shrink(&cfg.train, &data.test, &data.test);
+        evaluate(&*best_model.model, &test)?
+    } else {
+        evaluate(&*best_model.model, &data.test)?
+    };
     let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
     let pareto = pareto_front(&points);
     Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto })
+}
+
+impl SnasResult {
+    /// The trial history: trial, d_<layer>..., active, total, density, score, val_acc,
+    /// rung, stopped, epochs, pareto.
+    ///
+    /// # Errors
+    /// A frame that cannot be built.
+    pub fn history_frame(&self) -> Result<Frame> {
+        let t = &self.trials;
+        let layers = t.first().map(|x| x.densities.len()).unwrap_or(0);
+        let mut b = FrameBuilder::new().i64("trial", t.iter().map(|x| x.id as i64).collect());
+        for l in 0..layers {
+            b = b.f64(&format!("d{}", l + 1), t.iter().map(|x| x.densities[l]).collect());
+        }
+        b.i64("active", t.iter().map(|x| x.active as i64).collect())
+            .i64("total", t.iter().map(|x| x.total as i64).collect())
+            .f64("density", t.iter().map(|x| x.active as f64 / x.total as f64).collect())
+            .f64("score", t.iter().map(|x| x.score).collect())
+            .f64("val_acc", t.iter().map(|x| x.scores.last().copied().unwrap_or(f64::NAN)).collect())
+            .opt_i64("rung", t.iter().map(|x| x.rung.map(|r| r as i64)).collect())
+            .bool("stopped", t.iter().map(|x| x.stopped).collect())
+            .i64("epochs", t.iter().map(|x| x.scores.len() as i64).collect())
+            .bool("pareto", t.iter().map(|x| self.pareto.contains(&x.id)).collect())
+            .build()
+    }
 }
 
 #[cfg(test)]

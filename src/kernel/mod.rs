@@ -26,6 +26,8 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod repl;
+pub use repl::repl;
 mod control;
 mod display;
 mod exec_thread;

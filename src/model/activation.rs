@@ -39,6 +39,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Checks that `name` is an activation (case-insensitive) and returns it as
+    /// [`ACTIVATIONS`] spells it.
+    ///
+    /// # Errors
+    /// Unknown names list the valid ones.
+    pub fn parse(name: &str) -> Result<&'static str> {
+        Ok(ACTIVATIONS[registry::lookup("activation", name, ACTIVATIONS)?])
+    }
+
     /// Creates `name` for `units` units under `path`; `spatial` adds the `[C, 1, 1]`
     /// broadcast shape for conv feature maps. SReLU's random init draws from the
     /// `(seed, layer)` init stream.

@@ -15,6 +15,9 @@ pub enum Densities {
     Active(Vec<i64>),
 }
 
+/// The most hidden layers an MLP may have (the report uses at most 8).
+pub const MAX_DEPTH: usize = 1000;
+
 /// Builds an [`Mlp`]; check-and-build in [`MlpConfig::init`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MlpConfig {
@@ -68,6 +71,12 @@ impl MlpConfig {
         }
     }
 
+    /// The `mlp(data)` defaults (SPEC 2): depth 4, width input + 4 (788 for
+    /// Fashion-MNIST), dense, ReLU, biases, no BatchNorm, skip or dropout, seed 0.
+    pub fn defaults(data: &crate::data::Dataset) -> Self {
+        MlpConfig::new(data.input_size(), data.classes as i64, 4, data.input_size() + 4)
+    }
+
     /// Weight-layer shapes `[out, in]` in order.
     pub fn shapes(&self) -> Vec<[i64; 2]> {
         let mut v = Vec::with_capacity(self.depth + 1);
@@ -109,18 +118,39 @@ impl MlpConfig {
         Ok(self.active_counts()?.iter().zip(self.shapes()).map(|(k, [o, i])| self.kernel.resolve(*k as f64 / (o * i) as f64)).collect())
     }
 
-    /// Checks every field and builds the model on `device`.
+    /// Checks that the model fits in this machine's memory before anything is
+    /// allocated: weights, masks, gradients and one optimizer state, 16 bytes per
+    /// weight, against the memory available now.
     ///
     /// # Errors
-    /// Names the key, the value and what is allowed.
-    pub fn init(&self, device: Device) -> Result<Mlp> {
-        let n = self.depth + 1;
+    /// A model too large, naming its size and the option to change.
+    pub fn check_size(&self) -> Result<()> {
         if self.input < 1 || self.classes < 2 {
             return Err(Error::config("input", format!("input {} and classes {} must be >= 1 and >= 2", self.input, self.classes)));
         }
         if self.depth > 0 && self.width < 1 {
             return Err(Error::config("width", format!("{} must be >= 1", self.width)));
         }
+        if self.depth > MAX_DEPTH {
+            return Err(Error::config("depth", format!("{} is outside 0..={MAX_DEPTH}", self.depth)));
+        }
+        let weights: i128 = self.shapes().iter().fold(0i128, |acc, [o, i]| acc.saturating_add((*o as i128).saturating_mul(*i as i128)));
+        let need = weights.saturating_mul(16);
+        let have = super::available_memory() as i128;
+        if need > have {
+            let key = if self.depth > 0 && self.width as i128 * self.width as i128 > self.input as i128 * self.classes as i128 { "width" } else { "depth" };
+            return Err(Error::config(key, format!("an MLP {}-{}x{}-{} has {weights} weights and needs about {} (weights, masks, gradients, optimizer state), more than the {} of memory available; use a smaller width or depth", self.input, self.depth, self.width, self.classes, super::human_bytes(need), super::human_bytes(have))));
+        }
+        Ok(())
+    }
+
+    /// Checks every field and builds the model on `device`.
+    ///
+    /// # Errors
+    /// Names the key, the value and what is allowed.
+    pub fn init(&self, device: Device) -> Result<Mlp> {
+        let n = self.depth + 1;
+        self.check_size()?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::config("dropout", format!("{} must be in [0, 1)", self.dropout)));
         }
@@ -231,7 +261,7 @@ impl Model for Mlp {
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {
-        self.vs.load(path).map_err(|e| Error::data(path, e.to_string()))?;
+        super::load_var_store(&mut self.vs, path)?;
         self.linears.iter().for_each(SparseLinear::refresh);
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod activation;
 mod conv;
 mod ensemble;
+mod lineage;
 mod linear;
 mod mask;
 mod mlp;
@@ -13,11 +14,17 @@ mod resnet;
 pub use activation::{Activation, ACTIVATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
 pub use ensemble::{batchable, BatchedMlp};
+pub use lineage::{Lineage, Tracked, Transform};
 pub use linear::{Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
 pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
-pub use mlp::{Densities, Mlp, MlpConfig};
+pub use mlp::{Densities, Mlp, MlpConfig, MAX_DEPTH};
 pub use norm::BatchNorm;
 pub use resnet::{Cnn, CnnConfig, CNNS};
+
+/// Bytes of memory available to this process now (what size checks compare against).
+pub fn available_memory_bytes() -> u64 {
+    available_memory()
+}
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -153,8 +160,72 @@ pub trait Model {
 
     /// Loads weights, masks and statistics saved by [`Model::save`] from a model of the same shape.
     fn load(&mut self, path: &Path) -> Result<()> {
-        self.var_store_mut().load(path).map_err(|e| Error::data(path, e.to_string()))
+        load_var_store(self.var_store_mut(), path)
     }
+}
+
+/// Loads every variable of `vs` from `path` (`.safetensors`, else libtorch's `.ot`),
+/// checking names and shapes first, so a file from a model of another shape is one
+/// error naming the tensor and both shapes and the model is left unchanged.
+///
+/// # Errors
+/// An unreadable file, a missing or extra tensor, a shape mismatch.
+pub(crate) fn load_var_store(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+    let safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let named = if safetensors { Tensor::read_safetensors(path) } else { Tensor::load_multi(path) };
+    let named: std::collections::HashMap<String, Tensor> = named.map_err(|e| Error::data(path, crate::error::first_line(&e.to_string())))?.into_iter().collect();
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in &names {
+        let want = vars[*name].size();
+        match named.get(*name) {
+            None => return Err(Error::data(path, format!("has no tensor {name:?} (the model has {} tensors, the file {}): saved from another model?", vars.len(), named.len()))),
+            Some(t) if t.size() != want => return Err(Error::data(path, format!("tensor {name:?} has shape {:?} in the file, {want:?} in the model: saved from a model of another shape", t.size()))),
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = named.keys().find(|k| !vars.contains_key(*k)) {
+        return Err(Error::data(path, format!("tensor {extra:?} is not in the model: saved from another model?")));
+    }
+    let _guard = tch::no_grad_guard();
+    for name in names {
+        let mut v = vars[name].shallow_clone();
+        let src = named[name].f_to_kind(v.kind())?.f_to_device(v.device())?;
+        v.f_copy_(&src)?;
+    }
+    Ok(())
+}
+
+/// Bytes of memory available to this process now: `MemAvailable` on Linux (else
+/// 16 GiB), capped by `SPARSELAB_MAX_MEMORY` (bytes, or with a K/M/G suffix) when set,
+/// e.g. to keep a job within its Slurm `--mem`.
+pub(crate) fn available_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = meminfo.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok());
+    let have = kib.map(|k| k * 1024).unwrap_or(16 << 30);
+    let cap = std::env::var("SPARSELAB_MAX_MEMORY").ok().and_then(|v| {
+        let v = v.trim().to_ascii_uppercase();
+        let (num, mul) = match v.chars().last() {
+            Some('K') => (&v[..v.len() - 1], 1u64 << 10),
+            Some('M') => (&v[..v.len() - 1], 1 << 20),
+            Some('G') => (&v[..v.len() - 1], 1 << 30),
+            _ => (&v[..], 1),
+        };
+        num.trim().parse::<u64>().ok().map(|n| n.saturating_mul(mul))
+    });
+    cap.map_or(have, |c| c.min(have))
+}
+
+/// `1.5 GB`, `240 TB`: decimal units, three significant digits.
+pub(crate) fn human_bytes(n: i128) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let (mut v, mut u) = (n as f64, 0);
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} bytes") } else { format!("{v:.1} {}", units[u]) }
 }
 
 pub(crate) fn check_masks(layers: &[WeightRef<'_>], masks: &[Tensor]) -> Result<()> {

@@ -199,7 +199,7 @@ impl Model for Cnn {
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {
-        self.vs.load(path).map_err(|e| Error::data(path, e.to_string()))?;
+        super::load_var_store(&mut self.vs, path)?;
         self.fc.refresh();
         Ok(())
     }

@@ -5,10 +5,15 @@ use crate::data::Dataset;
 use crate::train::TrainConfig;
 use serde_json::{json, Value};
 
-/// The dataset as it affects results: name, source kind, sizes, shape.
+/// The dataset as it affects results: name, source kind (files, the bundled subset,
+/// or synthetic with its seed), sizes after `train_limit`, shape, and the
+/// standardisation's per-channel mean and std (rounded to 1e-9, so libm's last bits
+/// do not re-key runs).
 pub fn dataset_identity(d: &Dataset) -> Value {
     let source = if d.source == "bundled" || d.source.starts_with("synthetic") { d.source.clone() } else { "files".to_string() };
-    json!({ "name": d.name, "source": source, "train": d.train.len(), "test": d.test.len(), "classes": d.classes, "shape": d.shape })
+    let round = |x: f64| (x * 1e9).round() / 1e9;
+    let norm: Vec<[f64; 2]> = d.norm.iter().map(|&(m, s)| [round(m), round(s)]).collect();
+    json!({ "name": d.name, "source": source, "train": d.train.len(), "test": d.test.len(), "classes": d.classes, "shape": d.shape, "norm": norm })
 }
 
 /// Training settings without device, threads and progress.

@@ -14,9 +14,48 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Version of the stored record layout; part of every key, so a change of layout
-/// never reuses old records.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the run spec's layout; part of every key, so a change of what a spec
+/// holds never reuses old records. 2: model lineage and normalisation in every spec.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Version of the store's file layout, kept in `<store>/FORMAT`; a store of another
+/// format is an error on open, never read as if it were this one.
+pub const STORE_FORMAT: u32 = 2;
+
+/// Checks (or, for a new store, writes) `<dir>/FORMAT`. A store with records but no
+/// FORMAT file was written by format 1.
+fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join("FORMAT");
+    let found = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u32>().map_err(|_| Error::data(&path, format!("{:?} is not a store format number", text.trim())))?,
+        Err(_) => {
+            let has_records = std::fs::read_dir(dir).map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json"))).unwrap_or(false);
+            if !has_records {
+                write_durably(dir, "FORMAT", |p| std::fs::write(p, format!("{STORE_FORMAT}\n")).map_err(|e| Error::io(p, e)))?;
+                return Ok(());
+            }
+            1
+        }
+    };
+    if found != STORE_FORMAT {
+        return Err(Error::data(dir, format!("this run store has format {found}; sparselab {} reads format {STORE_FORMAT}, so none of its records can be reused: run into a new --out directory, or delete this store", crate::version())));
+    }
+    Ok(())
+}
+
+/// Writes `dir/name` through a unique temp file, fsyncs the file, renames it into
+/// place and fsyncs the directory: once this returns, the file survives a crash
+/// or power loss whole, and readers never see a partial file.
+fn write_durably(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(".tmp-{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    write(&tmp)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    let dst = dir.join(name);
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
 
 /// A store directory plus the policy of this process.
 #[derive(Clone, Debug)]
@@ -52,9 +91,14 @@ pub enum Lookup {
 
 impl Store {
     /// Opens (creating) `dir`, removing temp files left by killed writers.
+    ///
+    /// # Errors
+    /// An unwritable directory, or a store written in another format
+    /// ([`STORE_FORMAT`]): its records could never be reused by this binary.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        check_format(&dir)?;
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
@@ -119,7 +163,7 @@ impl Store {
     /// `columns` are flat config columns for the summary row (name, value).
     pub fn put(&self, spec: &Value, columns: &[(String, Value)], run: &RunResult) -> Result<String> {
         let key = Self::key(spec);
-        let record = serde_json::json!({ "key": key, "spec": spec, "run": run, "written": crate::script::utc_now() });
+        let record = serde_json::json!({ "key": key, "spec": spec, "run": run, "written": crate::log::utc_now() });
         self.atomic_write(&format!("{key}.json"), |p| std::fs::write(p, serde_json::to_vec(&record).unwrap_or_default()).map_err(|e| Error::io(p, e)))?;
         let mut row = super::FrameBuilder::new().str("key", vec![key.clone()]);
         for (name, v) in columns {
@@ -143,10 +187,12 @@ impl Store {
     /// Writes `name` in the store through a temp file and a rename, so readers never
     /// see a partial file (used for records and for model weights).
     pub fn atomic_write(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        let tmp = self.dir.join(format!(".tmp-{}-{name}", std::process::id()));
-        write(&tmp)?;
-        let dst = self.dir.join(name);
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))
+        write_durably(&self.dir, name, write)
+    }
+
+    /// Where the weights of the run `key` are kept.
+    pub fn weights_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.safetensors"))
     }
 
     /// Every finished run's summary row (one row per key), sorted by key.

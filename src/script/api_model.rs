@@ -2,38 +2,30 @@
 use super::api_data::DataHandle;
 use super::config::Opts;
 use super::{rt, Context, RhaiResult};
-use crate::model::{layer_table, Densities, Fan, Kernel, MlpConfig, Model};
+use crate::experiment::{InitFan, INIT_FANS};
+use crate::model::{layer_table, CnnConfig, Densities, Fan, Kernel, MlpConfig, Tracked};
 use crate::results::{layers_frame, Frame};
 use crate::Error;
 use rhai::{Dynamic, Engine, Map};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A model in a script (shared, mutable: training updates it in place).
+/// A model in a script with its lineage (shared, mutable: training updates it in place).
 #[derive(Clone)]
-pub struct ModelHandle(pub Rc<RefCell<Box<dyn Model>>>, pub Rc<RefCell<ModelSpec>>);
-
-/// What a model is, for run identities: its configuration and the store keys of
-/// the trainings it has been through (a second `train` continues from the first).
-#[derive(Clone, Debug, Default)]
-pub struct ModelSpec {
-    /// Serialized configuration.
-    pub config: serde_json::Value,
-    /// Keys of earlier trainings, in order.
-    pub trained_by: Vec<String>,
-}
+pub struct ModelHandle(pub Rc<RefCell<Tracked>>);
 
 impl ModelHandle {
-    /// Wraps a model built from `config`.
-    pub fn new(m: impl Model + 'static, config: serde_json::Value) -> Self {
-        ModelHandle(Rc::new(RefCell::new(Box::new(m))), Rc::new(RefCell::new(ModelSpec { config, trained_by: vec![] })))
+    /// Wraps a tracked model.
+    pub fn new(m: Tracked) -> Self {
+        ModelHandle(Rc::new(RefCell::new(m)))
     }
 }
 
-/// Reads the MLP options of `mlp(data, #{ ... })`.
+/// Reads the MLP options of `mlp(data, #{ ... })` over [`MlpConfig::defaults`].
 pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<MlpConfig> {
-    let depth = o.usize("depth", 4)?;
-    let width = o.usize("width", data.input_size() as usize + 4)? as i64;
+    let d = MlpConfig::defaults(data);
+    let depth = o.usize("depth", d.depth)?;
+    let width = o.i64("width", d.width)?;
     let densities = match (o.f64_or_list("density")?, o.usize_list("active")?) {
         (Some(_), Some(_)) => return Err(Error::config("active", "give density or active, not both")),
         (None, Some(k)) => Densities::Active(k.into_iter().map(|k| k as i64).collect()),
@@ -43,10 +35,9 @@ pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Ml
     };
     let fans = match o.raw("init_fan") {
         None => None,
-        Some(v) if v.is_string() => match v.to_string().as_str() {
-            "layer" => None,
-            "effective" => Some(vec![Fan::Effective]),
-            s => return Err(Error::config("init_fan", format!("{s:?} is not \"layer\", \"effective\", a number or an array of numbers"))),
+        Some(v) if v.is_string() => match crate::registry::lookup_key("init_fan", &v.to_string(), &INIT_FANS).map(|i| [InitFan::Dense, InitFan::Effective][i])? {
+            InitFan::Dense => None,
+            InitFan::Effective => Some(vec![Fan::Effective]),
         },
         Some(v) => {
             let nums: Vec<f64> = match super::as_f64(&v) {
@@ -58,15 +49,17 @@ pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Ml
     };
     Ok(MlpConfig {
         densities,
-        activation: o.string("activation", "relu")?,
-        batch_norm: o.bool("batch_norm", false)?,
-        skip: o.bool("skip", false)?,
-        bias: o.bool("bias", true)?,
-        dropout: o.f64_in("dropout", 0.0, 0.0, 0.99)?,
+        activation: o.string("activation", &d.activation)?,
+        batch_norm: o.bool("batch_norm", d.batch_norm)?,
+        skip: o.bool("skip", d.skip)?,
+        bias: o.bool("bias", d.bias)?,
+        dropout: o.f64_in("dropout", d.dropout, 0.0, 0.99)?,
         fans,
-        seed: o.usize("seed", 0)? as u64,
+        seed: o.u64("seed", d.seed)?,
         kernel: Kernel::parse(&o.string("kernel", "auto")?)?,
-        ..MlpConfig::new(data.input_size(), data.classes as i64, depth, width)
+        depth,
+        width,
+        ..d
     })
 }
 
@@ -74,23 +67,21 @@ fn mlp(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
     let mut o = Opts::new("mlp", opts);
     let cfg = mlp_config(&data.0, &mut o)?;
     o.finish()?;
-    Ok(ModelHandle::new(cfg.init(tch::Device::Cpu)?, serde_json::to_value(&cfg).unwrap_or_default()))
+    crate::model::Activation::parse(&cfg.activation)?;
+    Ok(ModelHandle::new(Tracked::new(cfg.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": cfg }))))
 }
 
 fn cnn(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
     let mut o = Opts::new("cnn", opts);
-    let cfg = crate::model::CnnConfig {
-        densities: o.f64_or_list("density")?.unwrap_or_else(|| vec![1.0]),
-        dropout: o.f64_in("dropout", 0.0, 0.0, 0.99)?,
-        seed: o.usize("seed", 0)? as u64,
-        ..crate::model::CnnConfig::new(&o.string("arch", "resnet32")?, data.0.shape[0], data.0.classes as i64)
-    };
+    let arch = o.name("arch", "resnet32", crate::model::CNNS)?;
+    let d = CnnConfig::new(arch, data.0.shape[0], data.0.classes as i64);
+    let cfg = CnnConfig { densities: o.f64_or_list("density")?.unwrap_or_else(|| d.densities.clone()), dropout: o.f64_in("dropout", d.dropout, 0.0, 0.99)?, seed: o.u64("seed", d.seed)?, ..d };
     o.finish()?;
     let [_, h, w] = data.0.shape;
     if (h, w) != (32, 32) {
         return Err(Error::config("arch", format!("{} expects 32x32 images, {} has {h}x{w}", cfg.arch, data.0.name)));
     }
-    Ok(ModelHandle::new(cfg.init(tch::Device::Cpu)?, serde_json::to_value(&cfg).unwrap_or_default()))
+    Ok(ModelHandle::new(Tracked::new(cfg.init(tch::Device::Cpu)?, serde_json::json!({ "cnn": cfg }))))
 }
 
 /// Registers `mlp` and model methods (`layers`, `describe`, `save`, `load`).
@@ -99,15 +90,15 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_fn("mlp", |d: &mut DataHandle, opts: Map| mlp(d, opts).map_err(rt));
     engine.register_fn("mlp", |d: &mut DataHandle| mlp(d, Map::new()).map_err(rt));
     engine.register_fn("cnn", |d: &mut DataHandle, opts: Map| cnn(d, opts).map_err(rt));
-    engine.register_fn("layers", |m: &mut ModelHandle| -> RhaiResult<Frame> { layers_frame(&m.0.borrow().layers()).map_err(rt) });
-    engine.register_fn("describe", |m: &mut ModelHandle| m.0.borrow().describe());
+    engine.register_fn("layers", |m: &mut ModelHandle| -> RhaiResult<Frame> { layers_frame(&m.0.borrow().model.layers()).map_err(rt) });
+    engine.register_fn("describe", |m: &mut ModelHandle| m.0.borrow().model.describe());
     engine.register_fn("to_string", |m: &mut ModelHandle| {
-        let m = m.0.borrow();
+        let m = &m.0.borrow().model;
         format!("{}\n{}", m.describe(), layer_table(&m.layers()))
     });
-    engine.register_fn("densities", |m: &mut ModelHandle| m.0.borrow().layers().iter().map(|l| Dynamic::from(l.density)).collect::<rhai::Array>());
+    engine.register_fn("densities", |m: &mut ModelHandle| m.0.borrow().model.layers().iter().map(|l| Dynamic::from(l.density)).collect::<rhai::Array>());
     let c = ctx.clone();
-    engine.register_fn("save", move |m: &mut ModelHandle, p: &str| c.output_path(p).and_then(|p| m.0.borrow().save(&p)).map_err(rt));
+    engine.register_fn("save", move |m: &mut ModelHandle, p: &str| c.output_path(p).and_then(|p| m.0.borrow().model.save(&p)).map_err(rt));
     let c = ctx.clone();
     engine.register_fn("load", move |m: &mut ModelHandle, p: &str| {
         let path = super::api_data::read_path(&c, p);

@@ -20,7 +20,7 @@ fn common(o: &mut Opts) -> crate::Result<Common> {
         title: o.string("title", "")?,
         x_label: o.opt_string("x_label")?,
         y_label: o.opt_string("y_label")?,
-        size: (o.usize("width", 800)? as u32, o.usize("height", 500)? as u32),
+        size: (o.usize_in("width", 800, 64, 8192)? as u32, o.usize_in("height", 500, 64, 8192)? as u32),
     })
 }
 
@@ -34,11 +34,7 @@ fn xy_spec(o: &mut Opts) -> crate::Result<XySpec> {
         y: required(o, "y")?,
         series: o.opt_string("series")?,
         facet: o.opt_string("facet")?,
-        error_std: match o.opt_string("error")?.as_deref() {
-            None => false,
-            Some("std") => true,
-            Some(s) => return Err(Error::config("error", format!("{s:?} is not \"std\""))),
-        },
+        error_std: o.opt_string("error")?.map(|s| crate::registry::lookup_key("error", &s, &["std"])).transpose()?.is_some(),
     })
 }
 
@@ -83,13 +79,12 @@ fn bars(f: &Frame, opts: Map) -> crate::Result<Chart> {
 fn heat(f: &Frame, opts: Map) -> crate::Result<Chart> {
     let mut o = Opts::new("heatmap", opts);
     let (row, col, value) = (required(&mut o, "row")?, required(&mut o, "col")?, required(&mut o, "value")?);
-    let scale = match o.string("scale", "pvalue")?.as_str() {
-        "pvalue" => HeatScale::PValue,
+    let scale = match o.name("scale", "pvalue", &["pvalue", "sequential"])? {
         "sequential" => HeatScale::Sequential,
-        s => return Err(Error::config("scale", format!("{s:?} is not \"pvalue\" or \"sequential\""))),
+        _ => HeatScale::PValue,
     };
     let c = common(&mut o)?;
-    let ho = HeatmapOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| col.clone()), y_label: c.y_label.unwrap_or_else(|| row.clone()), size: c.size, scale, decimals: o.usize("decimals", 3)?, ..Default::default() };
+    let ho = HeatmapOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| col.clone()), y_label: c.y_label.unwrap_or_else(|| row.clone()), size: c.size, scale, decimals: o.usize_in("decimals", 3, 0, 12)?, ..Default::default() };
     o.finish()?;
     let (rows, cols, cells) = heat_cells(f, &row, &col, &value)?;
     Ok(plot::heatmap(&rows, &cols, &cells, &ho)?)
@@ -102,6 +97,9 @@ fn densities(d: Array, opts: Map) -> crate::Result<Chart> {
         Some(a) => a.try_cast::<Array>().map(|a| a.iter().map(|v| v.to_string()).collect()).ok_or_else(|| Error::config("layers", "expected an array of names"))?,
         None => (1..=vals.len()).map(|i| format!("L{i}")).collect::<Vec<_>>(),
     };
+    if names.len() != vals.len() {
+        return Err(Error::config("layers", format!("{} layer names for {} densities", names.len(), vals.len())));
+    }
     let c = common(&mut o)?;
     let dopt = DensityOptions { title: c.title, size: c.size, ..Default::default() };
     o.finish()?;

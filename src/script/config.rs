@@ -65,6 +65,15 @@ impl Opts {
         Ok(self.opt_usize(key)?.unwrap_or(default))
     }
 
+    /// An integer in `[lo, hi]`.
+    pub fn usize_in(&mut self, key: &'static str, default: usize, lo: usize, hi: usize) -> Result<usize> {
+        let v = self.usize(key, default)?;
+        if !(lo..=hi).contains(&v) {
+            return Err(Error::config(key, format!("{v} is outside [{lo}, {hi}]")));
+        }
+        Ok(v)
+    }
+
     /// An optional non-negative integer.
     pub fn opt_usize(&mut self, key: &'static str) -> Result<Option<usize>> {
         match self.take(key) {
@@ -73,6 +82,30 @@ impl Opts {
                 Ok(i) if i >= 0 => Ok(Some(i as usize)),
                 _ => Err(self.bad(key, &v, "a non-negative integer")),
             },
+        }
+    }
+
+    /// A seed: a non-negative integer.
+    pub fn u64(&mut self, key: &'static str, default: u64) -> Result<u64> {
+        Ok(self.opt_usize(key)?.map(|v| v as u64).unwrap_or(default))
+    }
+
+    /// A name from a registry list (case-insensitive), returned as the list spells it.
+    ///
+    /// # Errors
+    /// Not a string, or not one of `valid` (listing them).
+    pub fn name(&mut self, key: &'static str, default: &'static str, valid: &[&'static str]) -> Result<&'static str> {
+        match self.opt_string(key)? {
+            None => Ok(default),
+            Some(s) => Ok(valid[crate::registry::lookup_key(key, &s, valid)?]),
+        }
+    }
+
+    /// An integer (may be negative; ranges are checked by the configuration).
+    pub fn i64(&mut self, key: &'static str, default: i64) -> Result<i64> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v.as_int().map_err(|_| self.bad(key, &v, "an integer")),
         }
     }
 

@@ -14,37 +14,32 @@ mod runner;
 pub use config::{as_f64, Opts};
 pub use docs::{api_markdown, ApiDoc, API};
 pub use overrides::apply_overrides;
-pub use runner::{add_module_resolvers, check_file, format_error, run_file, utc_now, RunOptions, ScriptOutcome, STDLIB};
+pub use runner::{add_module_resolvers, check_file, format_error, run_file, RunOptions, ScriptOutcome, STDLIB};
 
 use crate::error::Error;
 use rhai::{Engine, EvalAltResult, Position};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-/// Per-run state the bindings share: where files may be written, whether this is a
-/// validation-only run (`sparselab check`), and what the manifest records.
+/// Per-run state the bindings share: where files may be written and the run
+/// session (store, shard, `check`), which does every lookup and write.
 pub struct Context {
     /// The run directory; script writers resolve relative paths here.
     pub out_dir: PathBuf,
-    /// `sparselab check`: build and validate, but do not train.
-    pub validate_only: bool,
-    /// Seeds used by `train` calls, for the manifest.
-    pub seeds: std::cell::RefCell<std::collections::BTreeSet<u64>>,
-    /// Devices used, for the manifest.
-    pub devices: std::cell::RefCell<std::collections::BTreeSet<String>>,
-    /// Finished runs, reused on rerun (`None`: nothing is stored).
-    pub store: Option<crate::results::Store>,
+    /// The session every training call goes through.
+    pub session: crate::experiment::Session,
 }
 
 impl Context {
-    /// A context writing into `out_dir`.
-    pub fn new(out_dir: impl Into<PathBuf>, validate_only: bool) -> Rc<Self> {
-        Rc::new(Self { out_dir: out_dir.into(), validate_only, seeds: Default::default(), devices: Default::default(), store: None })
+    /// A context writing into `out_dir`; `check`: validate and run each call on one batch, writing nothing.
+    pub fn new(out_dir: impl Into<PathBuf>, check: bool) -> Rc<Self> {
+        let session = if check { crate::experiment::Session::checking() } else { crate::experiment::Session::new() };
+        Rc::new(Self { out_dir: out_dir.into(), session })
     }
 
     /// A context whose runs are stored in (and reused from) `store`.
     pub fn with_store(out_dir: impl Into<PathBuf>, store: crate::results::Store) -> Rc<Self> {
-        Rc::new(Self { out_dir: out_dir.into(), validate_only: false, seeds: Default::default(), devices: Default::default(), store: Some(store) })
+        Rc::new(Self { out_dir: out_dir.into(), session: crate::experiment::Session::with_store(store) })
     }
 
     /// Resolves a script-given path inside the run directory.
@@ -99,6 +94,7 @@ pub fn plain_text(v: &rhai::Dynamic) -> Option<String> {
     }
     if let Some(m) = v.read_lock::<api_model::ModelHandle>() {
         let m = m.0.borrow();
+        let m = &m.model;
         return Some(format!("{}\n{}", m.describe(), crate::model::layer_table(&m.layers())));
     }
     if let Some(d) = v.read_lock::<api_data::DataHandle>() {

@@ -160,8 +160,8 @@ impl Manifest {
         m.insert("sets".into(), json!(sets));
         m.insert("sparselab".into(), json!(crate::version()));
         m.insert("git_commit".into(), json!(option_env!("SPARSELAB_GIT_COMMIT").unwrap_or("unknown")));
-        m.insert("libtorch".into(), json!(crate::cli::libtorch_version()));
-        m.insert("started".into(), json!(utc_now()));
+        m.insert("libtorch".into(), json!(crate::libtorch_version()));
+        m.insert("started".into(), json!(crate::log::utc_now()));
         m.insert("status".into(), json!("running"));
         m.insert("script_text".into(), json!(source));
         Manifest(m)
@@ -169,9 +169,9 @@ impl Manifest {
 
     fn finish(&mut self, ctx: &Context, status: &str) {
         use serde_json::json;
-        self.0.insert("seeds".into(), json!(ctx.seeds.borrow().iter().collect::<Vec<_>>()));
-        self.0.insert("devices".into(), json!(ctx.devices.borrow().iter().collect::<Vec<_>>()));
-        self.0.insert("ended".into(), json!(utc_now()));
+        self.0.insert("seeds".into(), json!(ctx.session.seeds()));
+        self.0.insert("devices".into(), json!(ctx.session.devices()));
+        self.0.insert("ended".into(), json!(crate::log::utc_now()));
         self.0.insert("status".into(), json!(status));
     }
 
@@ -182,21 +182,4 @@ impl Manifest {
         std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
-}
-
-/// Current UTC time as RFC 3339 (`2026-11-24T23:52:00Z`).
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

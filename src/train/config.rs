@@ -138,8 +138,8 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", "0 must be >= 1"));
         }
-        if let Some(0) = self.threads {
-            return Err(Error::config("threads", "0 must be >= 1"));
+        if let Some(t) = self.threads.filter(|t| *t == 0 || *t > 4096) {
+            return Err(Error::config("threads", format!("{t} is outside 1..=4096")));
         }
         if let Some(g) = &self.grad_flow {
             if g.samples == 0 || g.points == 0 {

@@ -1,11 +1,14 @@
-//! The training loop. It fits on one screen; features hook in through [`Callback`].
-use super::gradflow::{measure, measure_epochs, measurement_indices};
+//! The training loop: one loop for one model and for a batched ensemble (a single
+//! run is an ensemble of one member). It fits on one screen; features hook in
+//! through [`Callback`].
+use super::gradflow::{measure, measure_epochs, measurement_indices, GradFlowPoint};
 use super::progress::Progress;
-use super::step::Stepper;
+use super::step::{member_losses, Stepper};
 use super::{EpochRecord, Ended, RunResult, TrainConfig};
+use crate::compute::FusedLayer;
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::model::{Mode, Model};
+use crate::model::{BatchedMlp, Mode, Model, Param};
 use crate::rng::{permutation, stream, torch_seed, Stream};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -15,14 +18,14 @@ use tch::{Device, Kind, Tensor};
 pub enum Control {
     /// Keep training.
     Continue,
-    /// Stop now (e.g. ASHA); the run ends as [`Ended::Stopped`].
+    /// Stop this member now (e.g. ASHA); its run ends as [`Ended::Stopped`].
     Stop,
 }
 
 /// Hooks called by the loop (early stopping, live charts, logging).
 pub trait Callback {
-    /// After each completed epoch.
-    fn on_epoch(&mut self, _record: &EpochRecord) -> Control {
+    /// After each completed epoch of `member` (0 for a single model).
+    fn on_epoch(&mut self, _member: usize, _record: &EpochRecord) -> Control {
         Control::Continue
     }
 }
@@ -31,9 +34,9 @@ pub trait Callback {
 pub struct NoCallback;
 impl Callback for NoCallback {}
 
-impl<F: FnMut(&EpochRecord) -> Control> Callback for F {
-    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
-        self(record)
+impl<F: FnMut(usize, &EpochRecord) -> Control> Callback for F {
+    fn on_epoch(&mut self, member: usize, record: &EpochRecord) -> Control {
+        self(member, record)
     }
 }
 
@@ -55,78 +58,237 @@ pub fn train(model: &mut dyn Model, data: &Dataset, cfg: &TrainConfig) -> Result
 /// libtorch random draws in the same process (sweeps run their runs one by one).
 pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &TrainConfig, cb: &mut dyn Callback) -> Result<RunResult> {
     cfg.validate()?;
-    check_input(model, train)?;
-    let device = cfg.device.resolve()?;
+    model.to_device(cfg.device.resolve()?);
+    let mut runs = run(&Single(&*model), train, eval, std::slice::from_ref(cfg), cb)?;
+    Ok(runs.remove(0))
+}
+
+/// Trains every member of `model` on `train`, evaluating on `eval` after every epoch.
+/// `cfgs[e]` is member `e`'s training configuration; they must be equal but for the
+/// seed. Each member draws its own data order and augmentation from its own seed's
+/// streams, so member `e` sees exactly the minibatches its run alone would see.
+/// Returns one result per member, as [`train_with`] would have returned for that
+/// member alone (up to floating-point summation order). A member whose loss becomes
+/// NaN/inf ends as diverged at that epoch, one a callback stops ends as stopped;
+/// the others go on. Seconds are each member's share of the ensemble's wall time.
+///
+/// # Errors
+/// Configurations that differ in more than the seed, bad settings, libtorch failures.
+pub fn train_ensemble(model: &BatchedMlp, train: &Split, eval: &Split, cfgs: &[TrainConfig], cb: &mut dyn Callback) -> Result<Vec<RunResult>> {
+    if cfgs.len() != model.len() {
+        return Err(Error::config("ensemble", format!("{} training configurations for {} members", cfgs.len(), model.len())));
+    }
+    if let Some(i) = cfgs.iter().position(|c| TrainConfig { seed: cfgs[0].seed, ..c.clone() } != cfgs[0]) {
+        return Err(Error::config("ensemble", format!("member {i}'s training configuration differs from member 0's in more than the seed")));
+    }
+    run(model, train, eval, cfgs, cb)
+}
+
+/// Mean cross-entropy and accuracy of `model` on `split` in eval mode.
+///
+/// # Errors
+/// libtorch failures.
+pub fn evaluate(model: &dyn Model, split: &Split) -> Result<(f64, f64)> {
+    let (loss, acc) = evaluate_members(&Single(model), split)?;
+    Ok((loss[0], acc[0]))
+}
+
+/// Per-member mean cross-entropy and accuracy of an ensemble on `split`.
+///
+/// # Errors
+/// libtorch failures.
+pub fn evaluate_ensemble(model: &BatchedMlp, split: &Split) -> Result<(Vec<f64>, Vec<f64>)> {
+    evaluate_members(model, split)
+}
+
+/// What the loop trains: one model (one member) or a batched ensemble.
+pub(crate) trait Trainee {
+    fn members(&self) -> usize;
+    fn device(&self) -> Device;
+    fn label(&self) -> String;
+    /// Input features per example the model expects.
+    fn input_features(&self) -> i64;
+    fn fused_layers(&self) -> Option<Vec<FusedLayer>>;
+    fn params(&self) -> Vec<Param>;
+    /// xs: `[E * B, C, H, W]`, member-major -> logits `[E, B, classes]`.
+    fn logits(&self, xs: &Tensor, members: i64, mode: Mode) -> Result<Tensor>;
+    /// xs: `[B, C, H, W]`, the same examples for every member -> logits `[E, B, classes]`.
+    fn eval_logits(&self, xs: &Tensor) -> Result<Tensor>;
+    fn measure(&self, member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint>;
+}
+
+/// One model as an ensemble of one.
+struct Single<'a>(&'a dyn Model);
+
+impl Trainee for Single<'_> {
+    fn members(&self) -> usize {
+        1
+    }
+    fn device(&self) -> Device {
+        self.0.device()
+    }
+    fn label(&self) -> String {
+        self.0.describe()
+    }
+    fn input_features(&self) -> i64 {
+        self.0.input_shape().iter().product()
+    }
+    fn fused_layers(&self) -> Option<Vec<FusedLayer>> {
+        self.0.fused_layers()
+    }
+    fn params(&self) -> Vec<Param> {
+        self.0.params()
+    }
+    fn logits(&self, xs: &Tensor, _members: i64, mode: Mode) -> Result<Tensor> {
+        Ok(self.0.forward(xs, mode)?.unsqueeze(0))
+    }
+    fn eval_logits(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(self.0.forward(xs, Mode::Eval)?.unsqueeze(0))
+    }
+    fn measure(&self, _member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint> {
+        measure(self.0, subset, epoch)
+    }
+}
+
+/// `[E, B, F]` stored feature-major (`[E, F, B]` in memory), the layout the ensemble's
+/// layers keep activations in: one copy here saves one in every first layer.
+fn feature_major(xs: &Tensor) -> Tensor {
+    xs.transpose(1, 2).contiguous().transpose(1, 2)
+}
+
+impl Trainee for BatchedMlp {
+    fn members(&self) -> usize {
+        self.len()
+    }
+    fn device(&self) -> Device {
+        BatchedMlp::device(self)
+    }
+    fn label(&self) -> String {
+        let m = &self.members()[0];
+        format!("{} x MLP {}-{}x{}-{}", self.len(), m.input, m.depth, m.width, m.classes)
+    }
+    fn input_features(&self) -> i64 {
+        self.members()[0].input
+    }
+    fn fused_layers(&self) -> Option<Vec<FusedLayer>> {
+        BatchedMlp::fused_layers(self)
+    }
+    fn params(&self) -> Vec<Param> {
+        BatchedMlp::params(self)
+    }
+    fn logits(&self, xs: &Tensor, members: i64, mode: Mode) -> Result<Tensor> {
+        self.forward(&feature_major(&xs.f_view([members, -1, self.input_features()])?), mode)
+    }
+    fn eval_logits(&self, xs: &Tensor) -> Result<Tensor> {
+        let (e, len, f) = (self.len() as i64, xs.size()[0], self.input_features());
+        self.forward(&feature_major(&xs.f_view([1, len, f])?.expand([e, len, f], false)), Mode::Eval)
+    }
+    fn measure(&self, member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint> {
+        measure(&self.member(member)?, subset, epoch)
+    }
+}
+
+/// The loop. `cfgs` (one per member) are equal but for the seed and already checked.
+fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], cb: &mut dyn Callback) -> Result<Vec<RunResult>> {
+    let cfg = &cfgs[0];
+    cfg.validate()?;
+    let (size, device) = (model.members(), model.device());
+    let got: i64 = train.x.size()[1..].iter().product();
+    if got != model.input_features() {
+        return Err(Error::Shape(format!("model {} expects {} input features per example, the data has {got} ({:?})", model.label(), model.input_features(), &train.x.size()[1..])));
+    }
+    if train.is_empty() {
+        return Err(Error::config("data", "the training split has no examples"));
+    }
     if let Some(t) = cfg.threads {
         tch::set_num_threads(t as i32);
     }
-    model.to_device(device);
     tch::manual_seed(torch_seed(cfg.seed));
     let (train, eval) = (train.to_device(device), eval.to_device(device));
     let n = train.len();
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), 1, model.params(), &cfg.optimizer, device)?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), size as i64, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
-    let progress = Progress::new(cfg.progress, &model.describe(), cfg.epochs, batches);
+    let progress = Progress::new(cfg.progress, &model.label(), cfg.epochs, batches);
     let start = Instant::now();
-    let mut out = RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device) };
-    for epoch in 0..cfg.epochs {
+    let fresh = || RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device) };
+    let mut out: Vec<RunResult> = (0..size).map(|_| fresh()).collect();
+    let mut live = vec![true; size]; // not diverged, not stopped
+    let e = size as i64;
+    'epochs: for epoch in 0..cfg.epochs {
         let t0 = Instant::now();
         let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs);
-        let (order, draws) = epoch_order(cfg, cfg.seed, epoch, n, device);
+        let plans: Vec<(Tensor, Option<Tensor>)> = cfgs.iter().map(|c| epoch_order(cfg, c.seed, epoch, n, device)).collect();
+        let order = Tensor::stack(&plans.iter().map(|p| p.0.shallow_clone()).collect::<Vec<_>>(), 0); // [E, n]
+        let draws = cfg.augment.then(|| Tensor::stack(&plans.iter().filter_map(|p| p.1.as_ref().map(Tensor::shallow_clone)).collect::<Vec<_>>(), 0)); // [E, n, 3]
         // Sums stay on the device: no host round trip per batch.
-        let loss_sum = Tensor::zeros([], (Kind::Float, device));
-        let correct = Tensor::zeros([], (Kind::Int64, device));
+        let loss_sum = Tensor::zeros([e], (Kind::Float, device));
+        let correct = Tensor::zeros([e], (Kind::Int64, device));
         for b in 0..batches {
             if crate::cancel::requested() {
-                out.ended = Ended::Interrupted(epoch);
-                break;
+                out.iter_mut().zip(&live).filter(|(_, l)| **l).for_each(|(r, _)| r.ended = Ended::Interrupted(epoch));
+                break 'epochs;
             }
-            let len = cfg.batch_size.min(n - b * cfg.batch_size) as i64;
-            let idx = order.narrow(0, (b * cfg.batch_size) as i64, len);
+            let (at, len) = ((b * cfg.batch_size) as i64, cfg.batch_size.min(n - b * cfg.batch_size) as i64);
+            let idx = order.narrow(1, at, len).reshape([-1]);
             let mut xs = train.x.index_select(0, &idx);
             if let Some(d) = &draws {
-                xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(0, (b * cfg.batch_size) as i64, len));
+                xs = crop_flip(&xs, AUGMENT_PAD, &d.narrow(1, at, len).reshape([-1, 3]));
             }
-            let ys = train.y.index_select(0, &idx);
-            let (loss, right) = stepper.step(|| model.forward(&xs, Mode::Train), || xs.flatten(1, -1).tr().unsqueeze(0), &ys, lr)?;
+            let ys = train.y.index_select(0, &idx).view([e, len]);
+            let (losses, right) = stepper.step(|| model.logits(&xs, e, Mode::Train), || xs.view([e, len, -1]).transpose(1, 2), &ys, lr)?;
             tch::no_grad(|| {
-                let _ = loss_sum.shallow_clone().f_add_(&(loss * len as f64));
+                let _ = loss_sum.shallow_clone().f_add_(&(losses * len as f64));
                 let _ = correct.shallow_clone().f_add_(&right);
             });
             progress.batch();
         }
-        if let Ended::Interrupted(_) = out.ended {
-            break;
-        }
-        let train_loss = loss_sum.double_value(&[]) / n as f64;
-        if !train_loss.is_finite() {
-            out.ended = Ended::Diverged(epoch);
-            progress.epoch(epoch, "loss is NaN/inf: diverged");
-            break;
-        }
-        let (test_loss, test_acc) = evaluate(model, &eval)?;
-        if gf_epochs.contains(&epoch) {
-            if let Some(subset) = &gf_subset {
-                out.grad_flow.push(measure(model, subset, epoch)?);
+        let train_loss: Vec<f64> = Vec::<f64>::try_from((loss_sum.to_kind(Kind::Double) / n as f64).to_device(Device::Cpu))?;
+        let train_correct: Vec<i64> = Vec::<i64>::try_from(correct.to_device(Device::Cpu))?;
+        let (test_loss, test_acc) = evaluate_members(model, &eval)?;
+        let seconds = t0.elapsed().as_secs_f64() / size as f64;
+        for m in 0..size {
+            if !live[m] {
+                continue;
+            }
+            let r = &mut out[m];
+            (r.test_loss, r.test_acc) = (test_loss[m], test_acc[m]);
+            if !train_loss[m].is_finite() {
+                // No record for the diverged epoch; final metrics from now.
+                (r.ended, live[m]) = (Ended::Diverged(epoch), false);
+                continue;
+            }
+            if let (true, Some(subset)) = (gf_epochs.contains(&epoch), &gf_subset) {
+                r.grad_flow.push(model.measure(m, subset, epoch)?);
+            }
+            r.history.push(EpochRecord { epoch, train_loss: train_loss[m], train_acc: train_correct[m] as f64 / n as f64, test_loss: test_loss[m], test_acc: test_acc[m], lr, seconds });
+            if cb.on_epoch(m, r.history.last().expect("just pushed")) == Control::Stop && epoch + 1 < cfg.epochs {
+                (r.ended, live[m]) = (Ended::Stopped(epoch), false);
             }
         }
-        let rec = EpochRecord { epoch, train_loss, train_acc: correct.int64_value(&[]) as f64 / n as f64, test_loss, test_acc, lr, seconds: t0.elapsed().as_secs_f64() };
-        progress.epoch(epoch, &format!("train_loss {train_loss:.4}  test_acc {test_acc:.4}  {:.1}s", rec.seconds));
-        (out.test_loss, out.test_acc) = (test_loss, test_acc);
-        out.history.push(rec);
-        if cb.on_epoch(out.history.last().expect("just pushed")) == Control::Stop {
-            out.ended = Ended::Stopped(epoch);
+        progress.epoch(epoch, &epoch_message(&train_loss, &test_acc, &out, t0.elapsed().as_secs_f64()));
+        if !live.iter().any(|l| *l) {
             break;
         }
     }
-    if let Ended::Diverged(_) = out.ended {
-        (out.test_loss, out.test_acc) = evaluate(model, &eval)?;
-    }
     progress.finish();
-    out.seconds = start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64() / size as f64;
+    out.iter_mut().for_each(|r| r.seconds = seconds);
     Ok(out)
+}
+
+/// The progress line after an epoch: one member's losses, or an ensemble's mean.
+fn epoch_message(train_loss: &[f64], test_acc: &[f64], out: &[RunResult], seconds: f64) -> String {
+    if let [r] = out {
+        return match r.ended {
+            Ended::Diverged(_) => "loss is NaN/inf: diverged".into(),
+            _ => format!("train_loss {:.4}  test_acc {:.4}  {seconds:.1}s", train_loss[0], test_acc[0]),
+        };
+    }
+    let finite: Vec<f64> = test_acc.iter().zip(out).filter(|(_, r)| !matches!(r.ended, Ended::Diverged(_))).map(|(a, _)| *a).collect();
+    let diverged = out.len() - finite.len();
+    format!("mean test_acc {:.4}  {diverged} diverged  {seconds:.1}s", finite.iter().sum::<f64>() / finite.len().max(1) as f64)
 }
 
 /// Zero padding of the random crop (SPEC 3: 4 pixels).
@@ -140,34 +302,27 @@ pub(crate) fn epoch_order(cfg: &TrainConfig, seed: u64, epoch: usize, n: usize, 
     (order, cfg.augment.then(|| augment_draws(seed, epoch, n, AUGMENT_PAD).to_device(device)))
 }
 
-/// Mean cross-entropy and accuracy on `split` in eval mode, in chunks.
-pub fn evaluate(model: &dyn Model, split: &Split) -> Result<(f64, f64)> {
+/// Per-member mean cross-entropy and accuracy on `split` in eval mode: every member
+/// sees the same examples, in chunks of 1024 (a compact kernel's input rows stay in cache).
+fn evaluate_members(model: &dyn Trainee, split: &Split) -> Result<(Vec<f64>, Vec<f64>)> {
     let _guard = tch::no_grad_guard();
-    let n = split.len() as i64;
-    let device = model.device();
-    let (mut loss, mut correct) = (Tensor::zeros([], (Kind::Double, device)), Tensor::zeros([], (Kind::Int64, device)));
-    let chunk = 2048;
+    let (device, e, n) = (model.device(), model.members() as i64, split.len() as i64);
+    let (mut loss, mut correct) = (Tensor::zeros([e], (Kind::Double, device)), Tensor::zeros([e], (Kind::Int64, device)));
+    let chunk = 1024;
     let mut start = 0;
     while start < n {
         let len = chunk.min(n - start);
         let xs = split.x.narrow(0, start, len).to_device(device);
-        let ys = split.y.narrow(0, start, len).to_device(device);
-        let logits = model.forward(&xs, Mode::Eval)?;
-        loss += super::cross_entropy(&logits, &ys)?.to_kind(Kind::Double) * len as f64;
-        correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+        let ys = split.y.narrow(0, start, len).to_device(device).unsqueeze(0).expand([e, len], false);
+        let logits = model.eval_logits(&xs)?;
+        loss += member_losses(&logits, &ys)?.to_kind(Kind::Double) * len as f64;
+        correct += logits.argmax(-1, false).eq_tensor(&ys).sum_dim_intlist(1, false, Kind::Int64);
         start += len;
     }
     let n = n.max(1) as f64;
-    Ok((loss.double_value(&[]) / n, correct.int64_value(&[]) as f64 / n))
-}
-
-fn check_input(model: &dyn Model, split: &Split) -> Result<()> {
-    let want: i64 = model.input_shape().iter().product();
-    let got: i64 = split.x.size()[1..].iter().product();
-    if want != got {
-        return Err(Error::Shape(format!("model {} expects {want} input features per example, the data has {got} ({:?})", model.describe(), &split.x.size()[1..])));
-    }
-    Ok(())
+    let loss = Vec::<f64>::try_from((loss / n).to_device(Device::Cpu))?;
+    let acc = Vec::<f64>::try_from((correct.to_kind(Kind::Double) / n).to_device(Device::Cpu))?;
+    Ok((loss, acc))
 }
 
 /// `cpu` or `cuda:N`.

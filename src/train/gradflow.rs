@@ -65,6 +65,10 @@ pub fn measure_epochs(epochs: usize, points: usize) -> Vec<usize> {
     if epochs == 0 || points == 0 {
         return vec![];
     }
+    if points > epochs {
+        // Steps of at most one epoch reach every epoch (and k * epochs could overflow).
+        return (0..epochs).collect();
+    }
     let mut v = vec![0];
     for k in 1..points {
         let e = ((k * epochs) as f64 / (points - 1) as f64).round() as usize;

@@ -1,7 +1,6 @@
 //! Training: optimizers, schedules, the loop, metrics, gradient flow (SPEC 3, 5).
 mod config;
 mod engine;
-mod ensemble;
 mod gradflow;
 mod optim;
 mod progress;
@@ -10,12 +9,11 @@ mod schedule;
 mod step;
 
 pub use config::{DeviceSpec, StepKind, TrainConfig, STEPS};
-pub use engine::{device_name, evaluate, train, train_with, Callback, Control, NoCallback};
-pub use ensemble::{evaluate_ensemble, train_ensemble};
+pub use engine::{device_name, evaluate, evaluate_ensemble, train, train_ensemble, train_with, Callback, Control, NoCallback};
 pub use gradflow::{average as grad_flow_average, measure as measure_grad_flow, measure_epochs, measurement_indices, GradFlowAverage, GradFlowConfig, GradFlowPoint, LayerNorms};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OPTIMIZERS};
 pub use result::{Ended, EpochRecord, RunResult};
-pub use schedule::Schedule;
+pub use schedule::{Schedule, SCHEDULES};
 
 /// Mean cross-entropy of logits `[B, classes]` against int64 targets `[B]`.
 pub(crate) fn cross_entropy(logits: &tch::Tensor, targets: &tch::Tensor) -> Result<tch::Tensor, tch::TchError> {

@@ -82,8 +82,13 @@ impl OptimizerConfig {
                 return Err(Error::config("momentum", format!("{m} must be in [0, 1)")));
             }
         }
-        if self.l2 < 0.0 || self.weight_decay < 0.0 {
-            return Err(Error::config("l2", "l2 and weight_decay must be >= 0"));
+        for (k, v) in [("l2", self.l2), ("weight_decay", self.weight_decay)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::config(k, format!("{v} must be a finite number >= 0")));
+            }
+        }
+        if let Some(e) = self.eps {
+            positive("eps", e)?;
         }
         if self.weight_decay > 0.0 && self.kind != OptimizerKind::AdamW {
             return Err(Error::config(
@@ -91,7 +96,7 @@ impl OptimizerConfig {
                 format!("decoupled weight decay applies to adamw only; for {} use l2 (coupled)", self.kind.name()),
             ));
         }
-        for (k, b) in [("betas", self.betas.0), ("betas", self.betas.1), ("alpha", self.alpha)] {
+        for (k, b) in [("beta1", self.betas.0), ("beta2", self.betas.1), ("alpha", self.alpha)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::config(k, format!("{b} must be in [0, 1)")));
             }

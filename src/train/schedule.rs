@@ -20,7 +20,43 @@ pub enum Schedule {
     },
 }
 
+/// Names of [`Schedule`]s, as scripts spell them.
+pub const SCHEDULES: [&str; 3] = ["constant", "step", "cosine"];
+
 impl Schedule {
+    /// The schedule named `name` (case-insensitive) with its parameters; `gamma`
+    /// defaults to 0.1 and `min_lr` to 0.
+    ///
+    /// # Errors
+    /// An unknown name (listing the valid ones), or a parameter given to a schedule
+    /// that does not take it.
+    pub fn from_name(name: &str, milestones: Vec<usize>, gamma: Option<f64>, min_lr: Option<f64>) -> Result<Self> {
+        let has_milestones = !milestones.is_empty();
+        let s = match SCHEDULES[crate::registry::lookup("schedule", name, &SCHEDULES)?] {
+            "step" => Schedule::Step { milestones, gamma: gamma.unwrap_or(0.1) },
+            "cosine" => Schedule::Cosine { min_lr: min_lr.unwrap_or(0.0) },
+            _ => Schedule::Constant,
+        };
+        let (step, cosine) = (matches!(s, Schedule::Step { .. }), matches!(s, Schedule::Cosine { .. }));
+        if !step && (gamma.is_some() || has_milestones) {
+            return Err(Error::config(if gamma.is_some() { "gamma" } else { "milestones" }, format!("only schedule \"step\" takes it, not {name:?}")));
+        }
+        if !cosine && min_lr.is_some() {
+            return Err(Error::config("min_lr", format!("only schedule \"cosine\" takes it, not {name:?}")));
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// `constant`, `step` or `cosine`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Step { .. } => "step",
+            Schedule::Cosine { .. } => "cosine",
+        }
+    }
+
     /// Learning rate for 0-based `epoch` of `epochs`.
     pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
         match self {

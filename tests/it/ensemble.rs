@@ -5,9 +5,9 @@
 use super::common::{quick, snapshot, synthetic};
 use sparselab::compute::CsrPlan;
 use sparselab::data::Dataset;
-use sparselab::experiment::{sc_sdc, InitFan, ScSdcConfig};
+use sparselab::experiment::{sc_sdc, InitFan, ScSdcConfig, Session};
 use sparselab::model::{random_mask, BatchedMlp, Densities, Fan, Kernel, MlpConfig, Model};
-use sparselab::train::{train, train_ensemble, GradFlowConfig, OptimizerConfig, OptimizerKind, RunResult, TrainConfig};
+use sparselab::train::{train, train_ensemble, NoCallback, GradFlowConfig, OptimizerConfig, OptimizerKind, RunResult, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
 /// Largest difference relative to the largest entry of `b` (at least 0.1, so a
@@ -35,7 +35,7 @@ fn check_against_alone(data: &Dataset, members: &[MlpConfig], tc: &TrainConfig, 
         }
         assert_eq!(ens.active()[e], alone.layers().iter().map(|l| l.active).collect::<Vec<_>>());
     }
-    let together = train_ensemble(&ens, &data.train, &data.test, &cfgs).unwrap();
+    let together = train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
     for (e, (m, c)) in members.iter().zip(&cfgs).enumerate() {
         let mut net = m.init(Device::Cpu).unwrap();
         let alone = train(&mut net, data, c).unwrap();
@@ -164,7 +164,7 @@ fn members_must_share_architecture_and_training_settings() {
     assert!(e.starts_with("dropout: 0.2 (member 0): ensembles need dropout 0"), "{e}");
     let ens = BatchedMlp::new(&[a.clone(), a], Device::Cpu).unwrap();
     let data = synthetic();
-    let e = train_ensemble(&ens, &data.train, &data.test, &[quick(), TrainConfig { epochs: 3, ..quick() }]).unwrap_err().to_string();
+    let e = train_ensemble(&ens, &data.train, &data.test, &[quick(), TrainConfig { epochs: 3, ..quick() }], &mut NoCallback).unwrap_err().to_string();
     assert_eq!(e, "ensemble: member 1's training configuration differs from member 0's in more than the seed");
 }
 
@@ -184,8 +184,8 @@ fn sc_sdc_batches_its_networks_with_the_same_results() {
         ensemble: 16,
     };
     let mut seen = Vec::new();
-    let batched = sc_sdc(&data, &cfg, None, |r| seen.push((r.fraction, r.seed, r.variant))).unwrap();
-    let alone = sc_sdc(&data, &ScSdcConfig { ensemble: 1, ..cfg }, None, |_| {}).unwrap();
+    let batched = sc_sdc(&data, &cfg, &Session::new(), |r| seen.push((r.fraction, r.seed, r.variant))).unwrap();
+    let alone = sc_sdc(&data, &ScSdcConfig { ensemble: 1, ..cfg }, &Session::new(), |_| {}).unwrap();
     assert_eq!(seen.len(), 12);
     assert_eq!(batched.runs.len(), alone.runs.len());
     for (b, a) in batched.runs.iter().zip(&alone.runs) {

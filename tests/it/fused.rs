@@ -4,7 +4,7 @@
 //! ensemble bit-identical to their single runs; clear errors where it does not apply.
 use super::common::{max_rel, quick, snapshot, synthetic};
 use sparselab::model::{BatchedMlp, Densities, Kernel, MlpConfig, Model};
-use sparselab::train::{train, train_ensemble, OptimizerConfig, OptimizerKind, RunResult, StepKind, TrainConfig};
+use sparselab::train::{train, train_ensemble, NoCallback, OptimizerConfig, OptimizerKind, RunResult, StepKind, TrainConfig};
 use tch::{Device, Tensor};
 
 fn run(cfg: &MlpConfig, tc: &TrainConfig, step: StepKind) -> (RunResult, sparselab::model::Mlp) {
@@ -64,11 +64,15 @@ fn auto_takes_the_fused_step_where_it_applies() {
     let _torch = super::common::torch_lock();
     let cfg = MlpConfig { densities: Densities::Uniform(0.3), ..MlpConfig::new(64, 4, 2, 40) };
     let tc = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, ..Default::default() }, ..quick() };
-    let (auto, _) = run(&cfg, &tc, StepKind::Auto);
-    let (fused, _) = run(&cfg, &tc, StepKind::Fused);
-    let (grad, _) = run(&cfg, &tc, StepKind::Autograd);
+    let (auto, auto_net) = run(&cfg, &tc, StepKind::Auto);
+    let (fused, fused_net) = run(&cfg, &tc, StepKind::Fused);
+    let (_, grad_net) = run(&cfg, &tc, StepKind::Autograd);
     assert_eq!(auto.history[1].train_loss, fused.history[1].train_loss);
-    assert_ne!(auto.history[1].train_loss, grad.history[1].train_loss);
+    // Weights: bit-identical to the fused step's, not to autograd's (the losses can
+    // agree to every printed bit; the weights after 16 steps do not).
+    super::common::assert_identical(&super::common::snapshot(&auto_net), &super::common::snapshot(&fused_net));
+    let differs = super::common::snapshot(&auto_net).iter().zip(super::common::snapshot(&grad_net)).any(|((_, a), (_, b))| !a.equal(&b));
+    assert!(differs, "auto took the autograd step");
     let adam = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() }, ..tc.clone() };
     let (auto, _) = run(&cfg, &adam, StepKind::Auto);
     let (grad, _) = run(&cfg, &adam, StepKind::Autograd);
@@ -103,7 +107,7 @@ fn ensemble_members_train_bit_for_bit_as_alone_with_the_fused_step() {
     let ens = BatchedMlp::new(&members, Device::Cpu).unwrap();
     assert_eq!(ens.kernels(), vec![Kernel::Compact, Kernel::Compact, Kernel::Dense]);
     let cfgs: Vec<TrainConfig> = members.iter().map(|m| TrainConfig { seed: m.seed, step: StepKind::Fused, ..tc.clone() }).collect();
-    let runs = train_ensemble(&ens, &data.train, &data.test, &cfgs).unwrap();
+    let runs = train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
     for (e, m) in members.iter().enumerate() {
         let mut alone = m.init(Device::Cpu).unwrap();
         let r = train(&mut alone, &data, &cfgs[e]).unwrap();

@@ -1,0 +1,250 @@
+//! The run session: one place that decides what a run is ([`RunSpec`]), whether it
+//! is reused from the store, trained here or left to another shard, what `check`
+//! means, and what is written. Every entry point that trains (`train`,
+//! `prune_train`, `sc_sdc`, `sc_sdc_grid`, `snas`) goes through it; bindings never
+//! touch the store (STYLE rule 9).
+//!
+//! ```no_run
+//! use sparselab::{data::{Dataset, DatasetConfig}, experiment::Session, model::{MlpConfig, Tracked}, results::Store, train::TrainConfig};
+//! let data = Dataset::load(&DatasetConfig::new("fashion-mnist"))?;
+//! let session = Session::with_store(Store::open("runs/demo/store")?);
+//! let cfg = MlpConfig::new(784, 10, 2, 100);
+//! let mut net = Tracked::new(cfg.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": cfg }));
+//! let run = session.train(&mut net, &data, &TrainConfig::default())?; // a rerun reuses it
+//! # Ok::<(), sparselab::Error>(())
+//! ```
+use super::prune::{prune_train_phases, PruneConfig};
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::model::{Lineage, Model, Tracked, Transform};
+use crate::results::{dataset_identity, flatten, train_identity, Lookup, Store};
+use crate::train::{train_with, Ended, NoCallback, RunResult, TrainConfig};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// Everything that decides a run's result: its kind, the data, the model's lineage,
+/// the training settings and the method's own settings. Its hash (with the store's
+/// schema version) is the run's key.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RunSpec {
+    /// `train`, `prune_train`, `sc_sdc`, `snas_trial`, ...
+    pub kind: &'static str,
+    /// [`dataset_identity`]: name, source, sizes after the limit, shape, normalisation.
+    pub data: Value,
+    /// The model as built and transformed before this run.
+    pub model: Lineage,
+    /// [`train_identity`]: training settings without device, threads and progress.
+    pub train: Value,
+    /// The method's settings (pruning target, search and trial), or null.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub method: Value,
+}
+
+impl RunSpec {
+    /// A run of `kind` on `data` for a model with `lineage`, trained with `train`.
+    pub fn new(kind: &'static str, data: &Dataset, lineage: &Lineage, train: &TrainConfig) -> Self {
+        RunSpec { kind, data: dataset_identity(data), model: lineage.clone(), train: train_identity(train), method: Value::Null }
+    }
+
+    /// The same spec with the method's settings.
+    pub fn with_method(self, method: Value) -> Self {
+        RunSpec { method, ..self }
+    }
+
+    /// The spec as stored in a record.
+    pub fn json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The run's key (see [`Store::key`]).
+    pub fn key(&self) -> String {
+        Store::key(&self.json())
+    }
+}
+
+/// Where runs go and how they are run.
+pub struct Session {
+    store: Option<Store>,
+    check: bool,
+    seeds: Mutex<BTreeSet<u64>>,
+    devices: Mutex<BTreeSet<String>>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+impl Session {
+    /// Every run trains and nothing is written.
+    pub fn new() -> Self {
+        Session { store: None, check: false, seeds: Default::default(), devices: Default::default() }
+    }
+
+    /// Finished runs are recorded in `store` and reused from it (honouring its
+    /// `fresh` and `shard` settings).
+    pub fn with_store(store: Store) -> Self {
+        Session { store: Some(store), ..Session::new() }
+    }
+
+    /// `sparselab check`: every call validates all its options and runs one epoch on
+    /// one batch (training and evaluation), reading and writing no store.
+    pub fn checking() -> Self {
+        Session { check: true, ..Session::new() }
+    }
+
+    /// Whether this is a `check` session.
+    pub fn is_check(&self) -> bool {
+        self.check
+    }
+
+    /// The store, if runs are recorded.
+    pub fn store(&self) -> Option<&Store> {
+        if self.check { None } else { self.store.as_ref() }
+    }
+
+    /// Seeds of the runs so far (for the manifest).
+    pub fn seeds(&self) -> Vec<u64> {
+        self.seeds.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Devices the runs so far trained on (for the manifest).
+    pub fn devices(&self) -> Vec<String> {
+        self.devices.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The settings and splits a run actually uses: as given, or in a `check`
+    /// session one epoch on the first batch, evaluated on the first batch.
+    pub fn shrink(&self, cfg: &TrainConfig, train: &Split, eval: &Split) -> (TrainConfig, Split, Split) {
+        let same = |s: &Split| Split { x: s.x.shallow_clone(), y: s.y.shallow_clone() };
+        if !self.check {
+            return (cfg.clone(), same(train), same(eval));
+        }
+        let first = |s: &Split| {
+            let n = cfg.batch_size.max(1).min(s.len()) as i64;
+            Split { x: s.x.narrow(0, 0, n), y: s.y.narrow(0, 0, n) }
+        };
+        (TrainConfig { epochs: cfg.epochs.min(1), progress: false, ..cfg.clone() }, first(train), first(eval))
+    }
+
+    /// Reuse, train or skip the run with `spec` (`check` and store-less sessions train).
+    ///
+    /// # Errors
+    /// An unreadable record.
+    pub fn lookup(&self, spec: &RunSpec) -> Result<Lookup> {
+        match self.store() {
+            Some(s) => s.lookup(&spec.json()),
+            None => Ok(Lookup::Train),
+        }
+    }
+
+    /// Notes a finished run for the manifest and, unless interrupted or checking,
+    /// records it (weights first, when given, so a record always has its weights).
+    /// Returns the key when recorded.
+    ///
+    /// # Errors
+    /// A write that failed.
+    pub fn record(&self, spec: &RunSpec, seed: u64, columns: &[(String, Value)], run: &RunResult, weights: Option<&dyn Model>) -> Result<Option<String>> {
+        if let (Ok(mut s), Ok(mut d)) = (self.seeds.lock(), self.devices.lock()) {
+            s.insert(seed);
+            d.insert(run.device.clone());
+        }
+        let Some(store) = self.store() else { return Ok(None) };
+        if matches!(run.ended, Ended::Interrupted(_) | Ended::Skipped) {
+            return Ok(None);
+        }
+        let key = spec.key();
+        if let Some(m) = weights {
+            store.atomic_write(&format!("{key}.safetensors"), |p| m.save(p))?;
+        }
+        let mut cols = columns.to_vec();
+        for (name, v) in flatten(&spec.json()) {
+            if !cols.iter().any(|(n, _)| *n == name) {
+                cols.push((name, v));
+            }
+        }
+        store.put(&spec.json(), &cols, run)?;
+        Ok(Some(key))
+    }
+
+    /// The one path of a run on one model: reuse its record (loading the stored
+    /// weights into `model`), skip it (another shard's), or run `work` and record the
+    /// result with the model's weights. The model's lineage gains the run's key, or an
+    /// untracked step when the run was interrupted or only checked.
+    ///
+    /// # Errors
+    /// `work`'s errors, unreadable records or weights, failed writes.
+    pub fn run_or_reuse(&self, spec: &RunSpec, seed: u64, columns: &[(String, Value)], model: &mut Tracked, work: impl FnOnce(&mut dyn Model) -> Result<RunResult>) -> Result<RunResult> {
+        let key = spec.key();
+        match self.lookup(spec)? {
+            Lookup::Done(r) => {
+                let weights = self.store().map(|s| s.weights_path(&key)).filter(|p| p.exists());
+                if let Some(w) = weights {
+                    model.model.load(&w)?;
+                    model.lineage.steps.push(Transform::Run { key: key.clone() });
+                    model.elsewhere = false;
+                    crate::log::line(&format!("reused {} from the store ({key})", model.model.describe()));
+                    return Ok(r.run);
+                }
+                crate::log::line(&format!("note: record {key} has no weights; training {} again", model.model.describe()));
+            }
+            Lookup::OtherShard => {
+                model.lineage.steps.push(Transform::Run { key });
+                model.elsewhere = true;
+                crate::log::line(&format!("skipped {}: another shard's run", model.model.describe()));
+                return Ok(RunResult::skipped());
+            }
+            Lookup::Train if model.elsewhere => {
+                model.lineage.steps.push(Transform::Run { key });
+                crate::log::line(&format!("skipped {}: it continues another shard's run", model.model.describe()));
+                return Ok(RunResult::skipped());
+            }
+            Lookup::Train => {}
+        }
+        let run = work(&mut *model.model)?;
+        let recorded = self.record(spec, seed, columns, &run, Some(&*model.model))?;
+        let tracked = !self.check && !matches!(run.ended, Ended::Interrupted(_));
+        model.lineage.steps.push(match (recorded, tracked) {
+            (Some(key), _) => Transform::Run { key },
+            (None, true) => Transform::Run { key },
+            (None, false) => Lineage::untracked(if self.check { "checked" } else { "interrupted" }),
+        });
+        Ok(run)
+    }
+
+    /// Trains `model` on `data` (or reuses the stored run of the same lineage).
+    ///
+    /// # Errors
+    /// Bad settings, training failures.
+    pub fn train(&self, model: &mut Tracked, data: &Dataset, cfg: &TrainConfig) -> Result<RunResult> {
+        cfg.validate()?;
+        let spec = RunSpec::new("train", data, &model.lineage, cfg);
+        let (cfg, train, eval) = self.shrink(cfg, &data.train, &data.test);
+        self.run_or_reuse(&spec, cfg.seed, &[], model, |m| train_with(m, &train, &eval, &cfg, &mut NoCallback))
+    }
+
+    /// Magnitude pruning with fine-tuning ([`super::prune_train`]) as one run: its
+    /// settings are validated before the dense phase trains and are part of its key.
+    ///
+    /// # Errors
+    /// Bad settings, training failures.
+    pub fn prune_train(&self, model: &mut Tracked, data: &Dataset, prune: &PruneConfig, cfg: &TrainConfig) -> Result<RunResult> {
+        prune.validate()?;
+        cfg.validate()?;
+        let spec = RunSpec::new("prune_train", data, &model.lineage, cfg).with_method(json!(prune));
+        let (dense, tune) = prune.phases(cfg.epochs);
+        let phases = if self.check { (dense.min(1), tune.min(1)) } else { (dense, tune) };
+        let (cfg, train, eval) = self.shrink(cfg, &data.train, &data.test);
+        self.run_or_reuse(&spec, cfg.seed, &[], model, |m| prune_train_phases(m, &train, &eval, prune, &cfg, phases))
+    }
+
+    /// [`Error::Interrupted`] when Ctrl-C or a notebook interrupt asked to stop.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn interrupted(&self) -> Result<()> {
+        if crate::cancel::requested() { Err(Error::Interrupted) } else { Ok(()) }
+    }
+}
