@@ -66,7 +66,7 @@ pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &Trai
     let n = train.len();
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), 1, model.params(), &cfg.optimizer, device)?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers()?, 1, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
     let progress = Progress::new(cfg.progress, &model.describe(), cfg.epochs, batches);
     let start = Instant::now();

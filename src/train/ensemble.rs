@@ -51,7 +51,7 @@ pub fn train_ensemble(model: &BatchedMlp, train: &Split, eval: &Split, cfgs: &[T
     }
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), size as i64, model.params(), &cfg.optimizer, device)?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers()?, size as i64, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
     let members = model.members();
     let label = format!("{size} x MLP {}-{}x{}-{}", members[0].input, members[0].depth, members[0].width, members[0].classes);
