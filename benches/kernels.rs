@@ -55,7 +55,7 @@ fn main() {
         let k = ((d * (out * inp) as f64).round() as i64).max(1);
         let mask = random_mask(&[out, inp], k, 1, 0);
         let w = (Tensor::randn([out, inp], (Kind::Float, tch::Device::Cpu)) * &mask).set_requires_grad(true);
-        let mut plan = CsrPlan::from_mask(&mask);
+        let mut plan = CsrPlan::from_mask(&mask).unwrap();
         let values = tch::no_grad(|| plan.gather(&w)).set_requires_grad(true);
         let td = time(|| {
             let y = x.linear(&w, None::<Tensor>);

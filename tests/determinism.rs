@@ -57,7 +57,7 @@ fn compact_kernel_does_not_depend_on_the_thread_count() {
     let _torch = common::torch_lock();
     let mask = sparselab::model::random_mask(&[788, 788], 150_000, 3, 1);
     let w = sparselab::model::kaiming_normal(&[788, 788], 788.0, 3, 1).unwrap();
-    let values = sparselab::compute::CsrPlan::from_mask(&mask).gather(&w).set_requires_grad(true);
+    let values = sparselab::compute::CsrPlan::from_mask(&mask).unwrap().gather(&w).set_requires_grad(true);
     let x = sparselab::model::kaiming_normal(&[128, 788], 1.0, 4, 0).unwrap().set_requires_grad(true);
     let run = |threads: i32| {
         tch::set_num_threads(threads);
@@ -73,7 +73,7 @@ fn compact_kernel_does_not_depend_on_the_thread_count() {
 
 /// A fresh plan each call: `linear` borrows it mutably.
 fn plan_linear(mask: &tch::Tensor, values: &tch::Tensor, x: &tch::Tensor) -> tch::Tensor {
-    sparselab::compute::CsrPlan::from_mask(mask).linear(x, values).unwrap()
+    sparselab::compute::CsrPlan::from_mask(mask).unwrap().linear(x, values).unwrap()
 }
 
 /// The fused step splits its work into fixed pieces (64 batch columns, 128 weight rows)

@@ -10,7 +10,7 @@
 use super::{take_error, CsrPlan};
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_void};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 extern "C" {
     fn sparselab_fused_new(out: *mut *mut c_void, members: i64, layers: i64, tensors: *const *const c_void, shapes: *const i64, momentum: f64, l2: f64) -> *mut c_char;
@@ -18,33 +18,107 @@ extern "C" {
     fn sparselab_fused_free(f: *mut c_void);
 }
 
-/// One weight layer as the fused step sees it (all members stacked).
+/// One weight layer as the fused step sees it (all members stacked), built by
+/// [`FusedLayer::dense`] or [`FusedLayer::compact`], which check that its tensors fit
+/// together; the fused step checks them against each other and its inputs.
 pub struct FusedLayer {
     /// `[out, in]` per member.
-    pub shape: [i64; 2],
+    shape: [i64; 2],
+    /// Members stacked in the tensors.
+    members: i64,
     /// Dense: the weight `[E, out, in]` (or `[out, in]` for one member), updated in place.
     /// Compact: the values, members one after another.
-    pub weight: Tensor,
+    weight: Tensor,
     /// Dense layers with masked entries: the 0/1 mask, shaped like the weight.
-    pub mask: Option<Tensor>,
+    mask: Option<Tensor>,
     /// `[E, out]` (or `[out]`).
-    pub bias: Option<Tensor>,
-    /// Compact layers: the plan's index tensors ([`CsrPlan`]).
-    pub plan: Option<[Tensor; 7]>,
+    bias: Option<Tensor>,
+    /// Compact layers: the plan's index tensors ([`CsrPlan`]), verified when it was built.
+    plan: Option<[Tensor; 7]>,
+}
+
+/// `t` is float32 on `device`.
+fn check_float(what: &str, t: &Tensor, device: tch::Device) -> Result<()> {
+    if t.kind() != Kind::Float {
+        return Err(Error::Shape(format!("{what} must be float32, got {:?}", t.kind())));
+    }
+    if t.device() != device {
+        return Err(Error::Shape(format!("{what} on {:?} != weight on {device:?}", t.device())));
+    }
+    Ok(())
+}
+
+/// `bias` is `want` (or `[out]` for a single member), float32 on `device`.
+fn check_bias(what: &str, bias: Option<&Tensor>, want: &[i64], device: tch::Device) -> Result<()> {
+    let Some(b) = bias else { return Ok(()) };
+    let size = b.size();
+    let single = want.len() == 2 && want[0] == 1 && size == want[1..];
+    if size != want && !single {
+        return Err(Error::Shape(format!("{what}: bias {size:?} != {want:?}")));
+    }
+    check_float(&format!("{what}: bias"), b, device)
 }
 
 impl FusedLayer {
-    /// A dense layer; `mask` is dropped when it masks nothing.
-    pub fn dense(weight: &Tensor, mask: &Tensor, bias: Option<&Tensor>) -> Self {
+    /// A dense layer: weight `[out, in]` (one member) or `[E, out, in]`, `mask` shaped
+    /// like it (dropped when it masks nothing), bias `[out]` or `[E, out]`; float32, one
+    /// device. The tensors are shared, not copied: the fused step updates them in place.
+    ///
+    /// # Errors
+    /// A weight that is not 2-D or 3-D with positive sizes, a mask or bias of another
+    /// shape, a kind other than float32, tensors on different devices.
+    pub fn dense(weight: &Tensor, mask: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let size = weight.size();
-        let shape = [size[size.len() - 2], size[size.len() - 1]];
+        let (members, shape) = match size[..] {
+            [o, i] => (1, [o, i]),
+            [e, o, i] => (e, [o, i]),
+            _ => return Err(Error::Shape(format!("dense layer: weight {size:?} is not [out, in] or [E, out, in]"))),
+        };
+        if size.iter().any(|&d| d < 1) {
+            return Err(Error::Shape(format!("dense layer: weight {size:?} must have positive sizes")));
+        }
+        let device = weight.device();
+        check_float("dense layer: weight", weight, device)?;
+        if mask.size() != size {
+            return Err(Error::Shape(format!("dense layer: mask {:?} != weight {size:?}", mask.size())));
+        }
+        check_float("dense layer: mask", mask, device)?;
+        let want_bias = if size.len() == 3 { vec![members, shape[0]] } else { vec![shape[0]] };
+        check_bias("dense layer", bias, &want_bias, device)?;
         let mask = (crate::model::mask_count(mask) < mask.numel() as i64).then(|| mask.shallow_clone());
-        Self { shape, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None }
+        Ok(Self { shape, members, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None })
     }
 
-    /// A compact layer: `values` multiplied through `plan`.
-    pub fn compact(values: &Tensor, plan: &CsrPlan, bias: Option<&Tensor>) -> Self {
-        Self { shape: plan.shape, weight: values.shallow_clone(), mask: None, bias: bias.map(Tensor::shallow_clone), plan: Some(plan.kernel_tensors()) }
+    /// A compact layer: `values [nnz]` multiplied through `plan` (one member per block),
+    /// bias `[E, out]` (or `[out]` for one block); float32, one device. Shared, as for
+    /// [`FusedLayer::dense`].
+    ///
+    /// # Errors
+    /// Values that are not `[plan.nnz()]`, a bias of another shape, a kind other than
+    /// float32, tensors on different devices.
+    pub fn compact(values: &Tensor, plan: &CsrPlan, bias: Option<&Tensor>) -> Result<Self> {
+        if values.size() != [plan.nnz()] {
+            return Err(Error::Shape(format!("compact layer: values {:?} != plan nnz {}", values.size(), plan.nnz())));
+        }
+        let device = values.device();
+        check_float("compact layer: values", values, device)?;
+        check_bias("compact layer", bias, &[plan.blocks(), plan.shape()[0]], device)?;
+        Ok(Self { shape: plan.shape(), members: plan.blocks(), weight: values.shallow_clone(), mask: None, bias: bias.map(Tensor::shallow_clone), plan: Some(plan.kernel_tensors()) })
+    }
+
+    /// `[out, in]` per member.
+    pub fn shape(&self) -> [i64; 2] {
+        self.shape
+    }
+
+    /// Members stacked in the layer's tensors.
+    pub fn members(&self) -> i64 {
+        self.members
+    }
+
+    /// Whether the layer runs the compact kernels (else dense gemms).
+    pub fn is_compact(&self) -> bool {
+        self.plan.is_some()
     }
 }
 
@@ -55,11 +129,19 @@ pub struct FusedMlp {
 }
 
 impl FusedMlp {
-    /// Prepares the step for `members` networks with these layers (input first).
+    /// Prepares the step for `members` networks with these layers (input first): layer
+    /// `l + 1` takes the `out` features of layer `l`, the last one's `out` are the classes.
     ///
     /// # Errors
-    /// Tensors that are not contiguous float CPU tensors of the stated shapes.
+    /// No layers, a layer with another number of members, layers that do not chain,
+    /// tensors that are not contiguous float32 CPU tensors.
     pub fn new(members: i64, layers: &[FusedLayer], momentum: f64, l2: f64) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::Shape("fused step: no layers".into()));
+        }
+        if let Some((l, layer)) = layers.iter().enumerate().find(|(_, layer)| layer.members != members) {
+            return Err(Error::Shape(format!("fused step: layer {l} has {} members, expected {members}", layer.members)));
+        }
         let none = std::ptr::null::<c_void>();
         let mut handles = Vec::with_capacity(10 * layers.len());
         let mut shapes = Vec::with_capacity(2 * layers.len());
@@ -83,12 +165,14 @@ impl FusedMlp {
         }
     }
 
-    /// One step with learning rate `lr`. xs: `[E, in, B]` float, any strides (a
-    /// transposed batch-major minibatch is transposed on the copy in),
-    /// ys: `[E, B]` int64 -> (mean loss per member `[E]`, correct predictions `[E]` int64).
+    /// One step with learning rate `lr`. xs: `[E, in, B]` float32 on the CPU, any
+    /// strides (a transposed batch-major minibatch is transposed on the copy in),
+    /// ys: `[E, B]` int64 on the CPU, targets in `0..classes` -> (mean loss per member
+    /// `[E]`, correct predictions `[E]` int64).
     ///
     /// # Errors
-    /// Inputs of the wrong shape or kind, targets outside the classes.
+    /// Inputs of the wrong shape, kind or device, an empty batch, targets outside the
+    /// classes, a layer tensor resized since [`FusedMlp::new`].
     pub fn step(&mut self, xs: &Tensor, ys: &Tensor, lr: f64) -> Result<(Tensor, Tensor)> {
         let (mut loss, mut correct) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: self.raw is live; the outputs are new tensor handles we take ownership of.
@@ -106,5 +190,63 @@ impl Drop for FusedMlp {
     fn drop(&mut self) {
         // SAFETY: raw came from sparselab_fused_new and is freed once.
         unsafe { sparselab_fused_free(self.raw) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn ones(shape: &[i64]) -> Tensor {
+        Tensor::ones(shape, (Kind::Float, Device::Cpu))
+    }
+
+    fn refused(layers: &[FusedLayer], members: i64) -> String {
+        match FusedMlp::new(members, layers, 0.9, 0.0) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The C++ side checks every size itself, behind the constructors' checks: layers
+    /// built around them are refused, not run out of bounds.
+    #[test]
+    fn the_fused_entry_point_refuses_layers_that_do_not_fit() {
+        let dense = || FusedLayer::dense(&ones(&[4, 3]), &ones(&[4, 3]), Some(&ones(&[4]))).unwrap();
+        assert!(FusedMlp::new(1, &[dense()], 0.9, 0.0).is_ok());
+        let mut l = dense();
+        l.members = 2;
+        assert_eq!(refused(&[l], 2), "fused step: layer 0 weight has 12 entries, expected 2 x 4 x 3");
+        let mut l = dense();
+        l.mask = Some(ones(&[2, 3]));
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 mask has 6 entries, expected 12");
+        let mut l = dense();
+        l.bias = Some(ones(&[3]));
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 bias has 3 entries, expected 1 x 4");
+        let mut l = dense();
+        l.shape = [4, 0];
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 is 4 x 0, expected positive sizes that fit an int");
+        // A 2 x 3 plan's tensors for a 3 x 2 layer with as many values.
+        let plan = CsrPlan::from_mask(&ones(&[2, 3])).unwrap();
+        let mut l = FusedLayer::compact(&ones(&[6]), &plan, None).unwrap();
+        l.shape = [3, 2];
+        assert_eq!(refused(&[l], 1), "fused step: forward panels: 3 row pointers for 3 rows");
+        let mut l = FusedLayer::compact(&ones(&[6]), &plan, None).unwrap();
+        l.weight = ones(&[5]);
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 plan has 6 entries for 5 values");
+        let mut l = FusedLayer::compact(&ones(&[6]), &plan, None).unwrap();
+        l.mask = Some(ones(&[6]));
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 is compact and masked");
+        let mut l = FusedLayer::compact(&ones(&[6]), &plan, None).unwrap();
+        if let Some(p) = l.plan.as_mut() {
+            p[6] = Tensor::from_slice(&[0i64, 3, 5]);
+        }
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 row pointers run 0..5, expected 0..6");
+        let mut l = FusedLayer::compact(&ones(&[6]), &plan, None).unwrap();
+        if let Some(p) = l.plan.as_mut() {
+            p[6] = Tensor::from_slice(&[0i64, 6]);
+        }
+        assert_eq!(refused(&[l], 1), "fused step: layer 0 row pointers must be contiguous int64 [3] on the CPU, got [2]");
     }
 }

@@ -67,6 +67,28 @@ struct Layer {
   at::Tensor vf, vb, grad;  // values in forward / input-gradient panel order; weight gradient
   at::Tensor finv, binv;    // CSR index -> forward / input-gradient panel position
   int64_t members = 1;
+  int64_t wn = 0;  // weight entries: members * out * in, or the compact values
+  // What the step reads without looking, checked at construction and on every step
+  // (O(1); a tensor resized in place since construction is caught here).
+  void check(int64_t l) const {
+    auto ok = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(); };
+    TORCH_CHECK(ok(w), "fused step: layer ", l, " weight must be a contiguous float32 CPU tensor");
+    if (compact) {
+      TORCH_CHECK(w.numel() == wn, "fused step: layer ", l, " values have ", w.numel(), " entries, its plan ", wn);
+    } else {
+      TORCH_CHECK(w.numel() == wn, "fused step: layer ", l, " weight has ", w.numel(), " entries, expected ", members, " x ",
+                  out, " x ", in);
+    }
+    if (mask.defined()) {
+      TORCH_CHECK(ok(mask), "fused step: layer ", l, " mask must be a contiguous float32 CPU tensor");
+      TORCH_CHECK(mask.numel() == wn, "fused step: layer ", l, " mask has ", mask.numel(), " entries, expected ", wn);
+    }
+    if (bias.defined()) {
+      TORCH_CHECK(ok(bias), "fused step: layer ", l, " bias must be a contiguous float32 CPU tensor");
+      TORCH_CHECK(bias.numel() == members * out, "fused step: layer ", l, " bias has ", bias.numel(), " entries, expected ",
+                  members, " x ", out);
+    }
+  }
   Panels panels(const at::Tensor& ptr, const at::Tensor& src, int64_t rows) const {
     return Panels::of(ptr.data_ptr<int64_t>(), ptr.numel(), src.data_ptr<int32_t>(), rows, members);
   }
@@ -288,11 +310,18 @@ struct FusedMlp {
   // x [E, in, B] float, y [E, B] int64 -> (mean loss [E] float, correct [E] int64).
   std::pair<at::Tensor, at::Tensor> run(const at::Tensor& xs, const at::Tensor& ys, float lr) {
     const int64_t in = layers[0].in;
-    TORCH_CHECK(xs.dim() == 3 && xs.size(0) == E && xs.size(1) == in && xs.scalar_type() == at::kFloat && xs.device().is_cpu(),
-                "fused step: input must be float [", E, ", ", in, ", batch] on the CPU, got ", xs.sizes());
-    TORCH_CHECK(ys.dim() == 2 && ys.size(0) == E && ys.size(1) == xs.size(2) && ys.scalar_type() == at::kLong,
-                "fused step: targets must be int64 [", E, ", batch], got ", ys.sizes());
+    for (size_t l = 0; l < layers.size(); ++l) layers[l].check(int64_t(l));
+    TORCH_CHECK(xs.dim() == 3 && xs.size(0) == E && xs.size(1) == in, "fused step: input must be [", E, ", ", in,
+                ", batch], got ", xs.sizes());
+    TORCH_CHECK(xs.scalar_type() == at::kFloat && xs.device().is_cpu(), "fused step: input must be float32 on the CPU, got ",
+                xs.scalar_type(), " on ", xs.device());
+    TORCH_CHECK(ys.dim() == 2 && ys.size(0) == E && ys.size(1) == xs.size(2), "fused step: targets must be [", E, ", ",
+                xs.size(2), "], got ", ys.sizes());
+    TORCH_CHECK(ys.scalar_type() == at::kLong && ys.device().is_cpu(), "fused step: targets must be int64 on the CPU, got ",
+                ys.scalar_type(), " on ", ys.device());
     TORCH_CHECK(xs.size(2) > 0, "fused step: empty batch");
+    // The gemms take int sizes and strides (the batch, padded).
+    TORCH_CHECK(xs.size(2) <= std::numeric_limits<int>::max() - 16, "fused step: batch ", xs.size(2), " is too large");
     const int64_t classes = layers.back().out;
     const auto yc = ys.contiguous();
     const int64_t* y = yc.data_ptr<int64_t>();
@@ -344,6 +373,7 @@ at::Tensor opt(const at::Tensor* t) { return t ? *t : at::Tensor(); }
 extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayers, const at::Tensor* const* tensors,
                                      const int64_t* shapes, double momentum, double l2) {
   try {
+    TORCH_CHECK(members > 0 && nlayers > 0, "fused step: ", members, " members and ", nlayers, " layers, expected at least 1 of each");
     auto f = std::make_unique<FusedMlp>();
     f->E = members;
     f->mu = float(momentum);
@@ -354,27 +384,42 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
       ly.in = shapes[2 * l];
       ly.out = shapes[2 * l + 1];
       ly.members = members;
+      TORCH_CHECK(ly.in > 0 && ly.out > 0 && ly.in <= std::numeric_limits<int>::max() &&
+                      ly.out <= std::numeric_limits<int>::max(),
+                  "fused step: layer ", l, " is ", ly.out, " x ", ly.in, ", expected positive sizes that fit an int");
+      TORCH_CHECK(l == 0 || ly.in == f->layers.back().out, "fused step: layer ", l, " takes ", ly.in, " features, layer ",
+                  l - 1, " gives ", l == 0 ? 0 : f->layers.back().out);
+      TORCH_CHECK(t[0] != nullptr, "fused step: layer ", l, " has no weight");
       ly.w = *t[0];
       ly.mask = opt(t[1]);
       ly.bias = opt(t[2]);
       ly.compact = t[3] != nullptr;
-      TORCH_CHECK(ly.w.scalar_type() == at::kFloat && ly.w.is_contiguous() && ly.w.device().is_cpu(),
-                  "fused step: layer ", l, " weight must be a contiguous float CPU tensor");
+      ly.wn = ly.compact ? ly.w.numel() : members * ly.in * ly.out;
+      ly.check(l);
       if (ly.compact) {
+        for (int i = 4; i < 10; ++i) TORCH_CHECK(t[i] != nullptr, "fused step: layer ", l, " has an incomplete plan");
+        TORCH_CHECK(!ly.mask.defined(), "fused step: layer ", l, " is compact and masked");
         ly.fptr = *t[3], ly.fsrc = *t[4], ly.fperm = *t[5], ly.bptr = *t[6], ly.bsrc = *t[7], ly.bperm = *t[8];
         ly.rowptr = *t[9];
         const int64_t nnz = ly.w.numel();
         TORCH_CHECK(ly.fperm.numel() == nnz && ly.bperm.numel() == nnz, "fused step: layer ", l, " plan has ", ly.fperm.numel(),
                     " entries for ", nnz, " values");
+        check_panels("fused step: forward", ly.fptr, ly.fsrc, ly.fperm, members * ly.out, nnz);
+        check_panels("fused step: input-gradient", ly.bptr, ly.bsrc, ly.bperm, members * ly.in, nnz);
+        const at::Tensor& rp = ly.rowptr;
+        TORCH_CHECK(rp.dim() == 1 && rp.numel() == members * ly.out + 1 && rp.scalar_type() == at::kLong && rp.is_contiguous() &&
+                        rp.device().is_cpu(),
+                    "fused step: layer ", l, " row pointers must be contiguous int64 [", members * ly.out + 1,
+                    "] on the CPU, got ", rp.sizes());
+        const int64_t* rpp = rp.data_ptr<int64_t>();
+        TORCH_CHECK(rpp[0] == 0 && rpp[rp.numel() - 1] == nnz, "fused step: layer ", l, " row pointers run ", rpp[0], "..",
+                    rpp[rp.numel() - 1], ", expected 0..", nnz);
         auto ids = at::arange(nnz, at::kLong);
         ly.finv = at::empty({nnz}, at::kLong).index_copy_(0, ly.fperm, ids);
         ly.binv = at::empty({nnz}, at::kLong).index_copy_(0, ly.bperm, ids);
         ly.vf = at::empty_like(ly.w);
         ly.vb = at::empty_like(ly.w);
         ly.grad = at::empty_like(ly.w);
-      } else {
-        TORCH_CHECK(ly.w.numel() == members * ly.in * ly.out, "fused step: layer ", l, " weight has ", ly.w.numel(),
-                    " entries, expected ", members, " x ", ly.out, " x ", ly.in);
       }
       if (momentum > 0) {
         ly.vel = at::zeros_like(ly.w);

@@ -18,6 +18,8 @@
 // columns independent), so results depend neither on the thread count nor on how
 // rows or batch columns are split between tasks.
 #pragma once
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -197,6 +199,27 @@ static inline void per_block(const Panels& P, int64_t r0, int64_t r1, F f) {
 static inline int64_t grain(int64_t rows, int64_t nnz, int64_t B) {
   const int64_t per_row = std::max<int64_t>(1, nnz / std::max<int64_t>(rows, 1) * B);
   return std::max<int64_t>(1, 524288 / per_row);
+}
+
+// The sizes of a plan's panels as the kernels read them, checked once per call
+// (O(1)): ptr int64 [rows * panels + 1] (`rows` over all blocks), src int32 [nnz],
+// perm int64 [nnz], contiguous on the CPU. Their index ranges (pointers ascending from
+// 0 to nnz, sources below the source rows, perm a permutation) are what the plan's
+// constructor verified once (src/compute/mod.rs, CsrPlan::verify); the kernels trust them.
+static inline void check_panels(const char* what, const at::Tensor& ptr, const at::Tensor& src, const at::Tensor& perm,
+                                int64_t rows, int64_t nnz) {
+  auto ok = [](const at::Tensor& t, at::ScalarType k) {
+    return t.defined() && t.dim() == 1 && t.scalar_type() == k && t.device().is_cpu() && t.is_contiguous();
+  };
+  TORCH_CHECK(ok(ptr, at::kLong) && ok(src, at::kInt) && ok(perm, at::kLong), what,
+              " panels must be contiguous 1-D CPU tensors (int64 ptr, int32 src, int64 perm)");
+  TORCH_CHECK(rows > 0 && ptr.numel() > rows && (ptr.numel() - 1) % rows == 0, what, " panels: ", ptr.numel(),
+              " row pointers for ", rows, " rows");
+  TORCH_CHECK(src.numel() == nnz && perm.numel() == nnz, what, " panels: ", src.numel(), " sources and ", perm.numel(),
+              " positions for ", nnz, " values");
+  const int64_t* p = ptr.data_ptr<int64_t>();
+  TORCH_CHECK(p[0] == 0 && p[ptr.numel() - 1] == nnz, what, " panels: pointers run ", p[0], "..", p[ptr.numel() - 1],
+              ", expected 0..", nnz);
 }
 
 // A C++ exception's message for the Rust side, which frees it (malloc'ed).

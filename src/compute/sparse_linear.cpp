@@ -75,15 +75,24 @@ struct SparseLinearFn : public torch::autograd::Function<SparseLinearFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& values, const at::Tensor& fptr,
                             const at::Tensor& fsrc, const at::Tensor& fperm, const at::Tensor& bptr,
                             const at::Tensor& bsrc, const at::Tensor& bperm, int64_t out, int64_t in, int64_t blocks) {
+    // Every size the kernels rely on, once per call (the plan's index ranges were
+    // verified when it was built).
+    TORCH_CHECK(blocks > 0 && out > 0 && in > 0 && out % blocks == 0 && in % blocks == 0, "sparse linear: ", out, " x ", in,
+                " is not ", blocks, " blocks of positive sizes");
     TORCH_CHECK(x.dim() == 2, "sparse linear: input must be [batch, in], got ", x.sizes());
     TORCH_CHECK(x.scalar_type() == at::kFloat && values.scalar_type() == at::kFloat,
-                "sparse linear: float32 only, got ", x.scalar_type());
-    TORCH_CHECK(x.device().is_cpu(), "sparse linear: the compact kernel runs on the CPU");
+                "sparse linear: float32 only, got ", x.scalar_type(), " input and ", values.scalar_type(), " values");
+    TORCH_CHECK(x.device().is_cpu() && values.device().is_cpu(), "sparse linear: the compact kernel runs on the CPU");
     TORCH_CHECK(x.size(1) == in, "sparse linear: input has ", x.size(1), " features, layer expects ", in);
+    const int64_t nnz = fperm.numel();
+    TORCH_CHECK(values.dim() == 1 && values.size(0) == nnz, "sparse linear: values ", values.sizes(), " != plan nnz ", nnz);
+    check_panels("sparse linear: forward", fptr, fsrc, fperm, out, nnz);
+    check_panels("sparse linear: input-gradient", bptr, bsrc, bperm, in, nnz);
     auto xt = x.t().contiguous();
     auto v = values.contiguous();
     auto yt = spmm(fptr, fsrc, gather(v, fperm), xt, out, blocks);
     ctx->save_for_backward({xt, v, fptr, fsrc, fperm, bptr, bsrc, bperm});
+    ctx->saved_data["out"] = out;
     ctx->saved_data["in"] = in;
     ctx->saved_data["blocks"] = blocks;
     return yt.t();
@@ -92,7 +101,11 @@ struct SparseLinearFn : public torch::autograd::Function<SparseLinearFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
     const auto &xt = s[0], &v = s[1], &fptr = s[2], &fsrc = s[3], &fperm = s[4], &bptr = s[5], &bsrc = s[6], &bperm = s[7];
-    const int64_t in = ctx->saved_data["in"].toInt(), blocks = ctx->saved_data["blocks"].toInt();
+    const int64_t out = ctx->saved_data["out"].toInt(), in = ctx->saved_data["in"].toInt();
+    const int64_t blocks = ctx->saved_data["blocks"].toInt();
+    TORCH_CHECK(grads[0].defined() && grads[0].dim() == 2 && grads[0].size(0) == xt.size(1) && grads[0].size(1) == out &&
+                    grads[0].scalar_type() == at::kFloat && grads[0].device().is_cpu(),
+                "sparse linear: output gradient must be float32 [", xt.size(1), ", ", out, "] on the CPU");
     auto gt = grads[0].t().contiguous();  // [out, B]
     const int64_t rows = gt.size(0), B = gt.size(1);
     at::Tensor dx, dv;

@@ -103,8 +103,8 @@ impl BatchedMlp {
             let weight = vars.remove(&format!("fc{}.weight", l + 1)).ok_or_else(|| Error::Shape(format!("fc{} has no weight", l + 1)))?;
             let mask = vars.remove(&format!("fc{}.mask", l + 1)).ok_or_else(|| Error::Shape(format!("fc{} has no mask", l + 1)))?;
             let (param, plan) = if is_compact {
-                let mut plan = CsrPlan::from_blocks(&mask);
-                (plan.gather(&weight), Some(Mutex::new(plan)))
+                let mut plan = CsrPlan::from_blocks(&mask)?;
+                (plan.f_gather(&weight)?, Some(Mutex::new(plan)))
             } else {
                 (weight.to_device(device), None)
             };
@@ -168,10 +168,13 @@ impl BatchedMlp {
 
     /// The layers as the fused CPU training step takes them (stacked tensors, shared),
     /// when the members are plain ReLU MLPs (no BatchNorm or skip).
-    pub fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
+    ///
+    /// # Errors
+    /// Layer tensors that do not fit together (see [`crate::compute::FusedLayer`]).
+    pub fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.members[0];
         if c.batch_norm || c.skip || !self.acts.iter().all(|a| matches!(a, Activation::Relu)) {
-            return None;
+            return Ok(None);
         }
         let layers = self.layers.iter().enumerate().map(|(l, layer)| {
             let bias = self.vars.get(&format!("fc{}.bias", l + 1));
@@ -180,7 +183,7 @@ impl BatchedMlp {
                 None => crate::compute::FusedLayer::dense(&layer.param, &layer.mask, bias),
             }
         });
-        Some(layers.collect())
+        layers.collect::<Result<Vec<_>>>().map(Some)
     }
 
     /// Layer `l`'s effective weights `[E, out, in]`, zero where masked.
@@ -207,7 +210,7 @@ impl BatchedMlp {
             None => layer.param.f_bmm(&h.f_transpose(1, 2)?)?.f_transpose(1, 2)?,
             Some(plan) => {
                 let mut plan = plan.lock().unwrap_or_else(|e| e.into_inner());
-                let out = plan.shape[0];
+                let out = plan.shape()[0];
                 // [E, B, in] -> [B, E * in]: member e's features are columns e * in ..
                 let x = h.f_permute([1, 0, 2])?.f_reshape([b, -1])?;
                 plan.linear(&x, &layer.param)?.f_view([b, e, out])?.f_permute([1, 0, 2])?

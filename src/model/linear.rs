@@ -135,8 +135,8 @@ impl SparseLinearConfig {
         // Same mask and initial values as the dense representation, stored compactly.
         let mask = super::mask::random_mask(&shape, k, seed, layer);
         let w = super::mask::kaiming_normal(&shape, fan, seed, layer)?;
-        let mut plan = CsrPlan::from_mask(&mask);
-        let values = path.f_var_copy("values", &plan.gather(&w))?;
+        let mut plan = CsrPlan::from_mask(&mask)?;
+        let values = path.f_var_copy("values", &plan.f_gather(&w)?)?;
         let mask_var = path.f_zeros_no_train("mask", &shape)?;
         tch::no_grad(|| mask_var.shallow_clone().copy_(&mask));
         Ok(SparseLinear { name, param: values, mask: mask_var, bias, compact: Some(Mutex::new(Compact { plan, measure: None })) })
@@ -237,7 +237,10 @@ impl SparseLinear {
     }
 
     /// This layer as the fused training step takes it (its tensors, shared, not copied).
-    pub fn fused(&self) -> crate::compute::FusedLayer {
+    ///
+    /// # Errors
+    /// Tensors that do not fit together (see [`crate::compute::FusedLayer`]).
+    pub fn fused(&self) -> Result<crate::compute::FusedLayer> {
         match self.compact() {
             Some(c) => crate::compute::FusedLayer::compact(&self.param, &c.plan, self.bias.as_ref()),
             None => crate::compute::FusedLayer::dense(&self.param, &self.mask, self.bias.as_ref()),
@@ -252,7 +255,10 @@ impl SparseLinear {
     }
 
     /// Replaces the mask (e.g. magnitude pruning) and zeroes the weights it drops.
-    pub fn set_mask(&self, mask: &Tensor) {
+    ///
+    /// # Errors
+    /// A compact layer's new mask that gives no plan (see [`CsrPlan::from_mask`]).
+    pub fn set_mask(&self, mask: &Tensor) -> Result<()> {
         let _guard = tch::no_grad_guard();
         match self.compact() {
             None => {
@@ -260,22 +266,27 @@ impl SparseLinear {
                 let _ = self.param.shallow_clone().g_mul_(mask);
             }
             Some(mut c) => {
-                let w = c.plan.dense(&self.param) * mask;
+                let w = c.plan.f_dense(&self.param)? * mask;
                 self.mask.shallow_clone().copy_(mask);
-                c.plan = CsrPlan::from_mask(&self.mask);
+                c.plan = CsrPlan::from_mask(&self.mask)?;
                 c.measure = None;
-                let values = c.plan.gather(&w);
+                let values = c.plan.f_gather(&w)?;
                 self.param.shallow_clone().set_data(&values);
             }
         }
+        Ok(())
     }
 
     /// Rebuilds the compact index structure from the mask (after loading a model).
-    pub fn refresh(&self) {
+    ///
+    /// # Errors
+    /// A loaded mask that gives no plan (see [`CsrPlan::from_mask`]).
+    pub fn refresh(&self) -> Result<()> {
         if let Some(mut c) = self.compact() {
-            c.plan = CsrPlan::from_mask(&self.mask);
+            c.plan = CsrPlan::from_mask(&self.mask)?;
             c.measure = None;
         }
+        Ok(())
     }
 
     /// Active weights.

@@ -246,23 +246,26 @@ impl Model for Mlp {
         self.linears.iter().for_each(SparseLinear::clear_measure);
     }
 
-    fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
+    fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.cfg;
         let plain = !c.batch_norm && !c.skip && c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
-        plain.then(|| self.linears.iter().map(SparseLinear::fused).collect())
+        if !plain {
+            return Ok(None);
+        }
+        self.linears.iter().map(SparseLinear::fused).collect::<Result<Vec<_>>>().map(Some)
     }
 
     fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
         super::check_masks(&self.weight_layers(), masks)?;
         for (l, m) in self.linears.iter().zip(masks) {
-            l.set_mask(m);
+            l.set_mask(m)?;
         }
         Ok(())
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {
         super::load_var_store(&mut self.vs, path)?;
-        self.linears.iter().for_each(SparseLinear::refresh);
+        self.linears.iter().try_for_each(SparseLinear::refresh)?;
         Ok(())
     }
 

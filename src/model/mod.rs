@@ -127,8 +127,11 @@ pub trait Model {
     /// The weight layers in the form the fused CPU training step takes
     /// ([`crate::compute::FusedMlp`]): `Some` for a plain ReLU MLP (no BatchNorm, skip
     /// or dropout), `None` for any other model.
-    fn fused_layers(&self) -> Option<Vec<crate::compute::FusedLayer>> {
-        None
+    ///
+    /// # Errors
+    /// Layer tensors that do not fit together (see [`crate::compute::FusedLayer`]).
+    fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
+        Ok(None)
     }
 
     /// Replaces every weight layer's mask (in [`Model::weight_layers`] order) and zeroes

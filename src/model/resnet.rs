@@ -194,14 +194,12 @@ impl Model for Cnn {
         super::check_masks(&layers, masks)?;
         let last = layers.len() - 1;
         super::set_dense_masks(&layers[..last], &masks[..last]);
-        self.fc.set_mask(&masks[last]); // compact or dense
-        Ok(())
+        self.fc.set_mask(&masks[last]) // compact or dense
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {
         super::load_var_store(&mut self.vs, path)?;
-        self.fc.refresh();
-        Ok(())
+        self.fc.refresh()
     }
 
     fn input_shape(&self) -> [i64; 3] {

@@ -108,7 +108,7 @@ pub(crate) trait Trainee {
     fn label(&self) -> String;
     /// Input features per example the model expects.
     fn input_features(&self) -> i64;
-    fn fused_layers(&self) -> Option<Vec<FusedLayer>>;
+    fn fused_layers(&self) -> Result<Option<Vec<FusedLayer>>>;
     fn params(&self) -> Vec<Param>;
     /// xs: `[E * B, C, H, W]`, member-major -> logits `[E, B, classes]`.
     fn logits(&self, xs: &Tensor, members: i64, mode: Mode) -> Result<Tensor>;
@@ -133,7 +133,7 @@ impl Trainee for Single<'_> {
     fn input_features(&self) -> i64 {
         self.0.input_shape().iter().product()
     }
-    fn fused_layers(&self) -> Option<Vec<FusedLayer>> {
+    fn fused_layers(&self) -> Result<Option<Vec<FusedLayer>>> {
         self.0.fused_layers()
     }
     fn params(&self) -> Vec<Param> {
@@ -170,7 +170,7 @@ impl Trainee for BatchedMlp {
     fn input_features(&self) -> i64 {
         self.members()[0].input
     }
-    fn fused_layers(&self) -> Option<Vec<FusedLayer>> {
+    fn fused_layers(&self) -> Result<Option<Vec<FusedLayer>>> {
         BatchedMlp::fused_layers(self)
     }
     fn params(&self) -> Vec<Param> {
@@ -208,7 +208,7 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
     let n = train.len();
     let gf_epochs = cfg.grad_flow.as_ref().map(|g| measure_epochs(cfg.epochs, g.points)).unwrap_or_default();
     let gf_subset = cfg.grad_flow.as_ref().map(|g| train.select(&Tensor::from_slice(&measurement_indices(n, g.samples)).to_device(device)));
-    let mut stepper = Stepper::new(cfg.step, model.fused_layers(), size as i64, model.params(), &cfg.optimizer, device)?;
+    let mut stepper = Stepper::new(cfg.step, model.fused_layers()?, size as i64, model.params(), &cfg.optimizer, device)?;
     let batches = n.div_ceil(cfg.batch_size);
     let progress = Progress::new(cfg.progress, &model.label(), cfg.epochs, batches);
     let start = Instant::now();

@@ -19,7 +19,7 @@ fn compact_linear_matches_the_dense_product_and_its_gradients() {
     for (out, inp, k) in [(37, 53, 400), (788, 788, 6209), (10, 788, 788), (5, 3, 15), (300, 500, 45000), (150, 130, 9750)] {
         let mask = random_mask(&[out, inp], k, 7, 1);
         let w = Tensor::randn([out, inp], (Kind::Float, Device::Cpu)) * &mask;
-        let mut plan = CsrPlan::from_mask(&mask);
+        let mut plan = CsrPlan::from_mask(&mask).unwrap();
         assert_eq!(plan.nnz(), k);
         let values = plan.gather(&w).set_requires_grad(true);
         assert!(plan.dense(&values).detach().equal(&w), "gather/dense round trip");
@@ -160,4 +160,138 @@ fn cnn_with_a_compact_classifier_loads_and_prunes() {
     assert_eq!((fc.name.as_str(), fc.active), ("fc", 64)); // round(0.1 * 640)
     let w = b.weight_layers().last().unwrap().weight.shallow_clone();
     assert_eq!((w.ne(0.0).sum(Kind::Int64)).int64_value(&[]), 64);
+}
+
+/// The error of a call that must refuse its input (not panic, not crash).
+fn refused<T>(r: sparselab::Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn f32s(shape: &[i64]) -> Tensor {
+    Tensor::ones(shape, (Kind::Float, Device::Cpu))
+}
+
+/// A 2 x 3 plan with all 6 entries active.
+fn full_plan() -> CsrPlan {
+    CsrPlan::from_mask(&f32s(&[2, 3])).unwrap()
+}
+
+#[test]
+fn compact_plans_refuse_masks_that_are_not_positive_matrices() {
+    assert_eq!(refused(CsrPlan::from_mask(&f32s(&[6]))), "compact plan: mask [6] is not [out, in] with positive sizes");
+    assert_eq!(refused(CsrPlan::from_mask(&f32s(&[0, 3]))), "compact plan: mask [0, 3] is not [out, in] with positive sizes");
+    assert_eq!(refused(CsrPlan::from_blocks(&f32s(&[2, 3]))), "compact plan: masks [2, 3] are not [blocks, out, in]");
+    assert_eq!(refused(CsrPlan::from_blocks(&f32s(&[2, 3, 0]))), "compact plan: masks [2, 3, 0] must have positive sizes");
+    // The kernel's source rows are int32 (a view: nothing this large is allocated).
+    let huge = f32s(&[1, 1, 1]).expand([3, 1, 1 << 30], false);
+    assert_eq!(refused(CsrPlan::from_blocks(&huge)), "compact plan: masks [3, 1, 1073741824] have more than 2147483647 rows or columns in all");
+    let plan = CsrPlan::from_blocks(&f32s(&[2, 3, 4])).unwrap();
+    assert_eq!((plan.shape(), plan.blocks(), plan.nnz(), plan.offsets()), ([3, 4], 2, 24, vec![0, 12, 24]));
+}
+
+#[test]
+fn compact_plans_refuse_values_and_inputs_of_other_shapes() {
+    let mut plan = full_plan();
+    let x = f32s(&[4, 3]);
+    assert_eq!(refused(plan.linear(&x, &f32s(&[5]))), "sparse linear: values [5] != plan nnz 6");
+    assert_eq!(refused(plan.linear(&x, &f32s(&[6, 1]))), "sparse linear: values [6, 1] != plan nnz 6");
+    assert_eq!(refused(plan.linear(&f32s(&[4, 4]), &f32s(&[6]))), "sparse linear: xs [4, 4] != [batch, 3]");
+    assert_eq!(refused(plan.linear(&f32s(&[3]), &f32s(&[6]))), "sparse linear: xs [3] != [batch, 3]");
+    assert_eq!(refused(plan.linear(&f32s(&[2, 4, 3]), &f32s(&[6]))), "sparse linear: xs [2, 4, 3] != [batch, 3]");
+    let doubles = Tensor::ones([6], (Kind::Double, Device::Cpu));
+    assert_eq!(refused(plan.linear(&x, &doubles)), "sparse linear: float32 only, got Float input and Double values");
+    assert_eq!(refused(plan.f_dense(&f32s(&[7]))), "compact plan: values [7] != plan nnz 6");
+    assert_eq!(refused(plan.f_gather(&f32s(&[3, 2]))), "compact plan: dense [3, 2] != [2, 3]");
+    let mut blocks = CsrPlan::from_blocks(&f32s(&[2, 2, 3])).unwrap();
+    assert_eq!(refused(blocks.linear(&x, &f32s(&[12]))), "sparse linear: xs [4, 3] != [batch, 6]");
+    assert_eq!(refused(blocks.f_gather(&f32s(&[2, 3]))), "compact plan: dense [2, 3] != [2, 2, 3]");
+    // What fits still runs: y = x W^T with W all ones.
+    let values = plan.f_gather(&f32s(&[2, 3])).unwrap();
+    let y = plan.linear(&x, &values).unwrap();
+    assert!(y.equal(&(f32s(&[4, 2]) * 3)));
+}
+
+#[test]
+fn fused_layers_refuse_tensors_that_do_not_fit() {
+    use sparselab::compute::FusedLayer;
+    let (w, b) = (f32s(&[4, 3]), f32s(&[4]));
+    assert_eq!(refused(FusedLayer::dense(&w, &f32s(&[3, 4]), Some(&b))), "dense layer: mask [3, 4] != weight [4, 3]");
+    assert_eq!(refused(FusedLayer::dense(&w, &w, Some(&f32s(&[3])))), "dense layer: bias [3] != [4]");
+    assert_eq!(refused(FusedLayer::dense(&f32s(&[2, 4, 3]), &f32s(&[2, 4, 3]), Some(&b))), "dense layer: bias [4] != [2, 4]");
+    assert_eq!(refused(FusedLayer::dense(&f32s(&[12]), &f32s(&[12]), None)), "dense layer: weight [12] is not [out, in] or [E, out, in]");
+    assert_eq!(refused(FusedLayer::dense(&f32s(&[0, 3]), &f32s(&[0, 3]), None)), "dense layer: weight [0, 3] must have positive sizes");
+    let doubles = Tensor::ones([4, 3], (Kind::Double, Device::Cpu));
+    assert_eq!(refused(FusedLayer::dense(&doubles, &w, None)), "dense layer: weight must be float32, got Double");
+    assert_eq!(refused(FusedLayer::dense(&w, &Tensor::ones([4, 3], (Kind::Int64, Device::Cpu)), None)), "dense layer: mask must be float32, got Int64");
+    assert_eq!(refused(FusedLayer::dense(&w, &w, Some(&Tensor::ones([4], (Kind::Double, Device::Cpu))))), "dense layer: bias must be float32, got Double");
+    let plan = full_plan();
+    assert_eq!(refused(FusedLayer::compact(&f32s(&[5]), &plan, None)), "compact layer: values [5] != plan nnz 6");
+    assert_eq!(refused(FusedLayer::compact(&f32s(&[6]), &plan, Some(&f32s(&[3])))), "compact layer: bias [3] != [1, 2]");
+    assert_eq!(refused(FusedLayer::compact(&Tensor::ones([6], (Kind::Double, Device::Cpu)), &plan, None)), "compact layer: values must be float32, got Double");
+    let l = FusedLayer::compact(&f32s(&[6]), &plan, Some(&f32s(&[1, 2]))).unwrap();
+    assert_eq!((l.shape(), l.members(), l.is_compact()), ([2, 3], 1, true));
+    let l = FusedLayer::dense(&f32s(&[2, 4, 3]), &f32s(&[2, 4, 3]), Some(&f32s(&[2, 4]))).unwrap();
+    assert_eq!((l.shape(), l.members(), l.is_compact()), ([4, 3], 2, false));
+}
+
+/// A fused step for one 3-4-2 network: a dense first layer, a compact last one.
+fn fused_3_4_2() -> (sparselab::compute::FusedMlp, Tensor, Tensor) {
+    use sparselab::compute::{FusedLayer, FusedMlp};
+    let w1 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+    let plan = CsrPlan::from_mask(&f32s(&[2, 4])).unwrap();
+    let v2 = Tensor::randn([8], (Kind::Float, Device::Cpu));
+    let layers = [FusedLayer::dense(&w1, &f32s(&[4, 3]), None).unwrap(), FusedLayer::compact(&v2, &plan, Some(&f32s(&[2]))).unwrap()];
+    (FusedMlp::new(1, &layers, 0.9, 0.0).unwrap(), w1, v2)
+}
+
+#[test]
+fn fused_step_refuses_layers_that_do_not_chain() {
+    use sparselab::compute::{FusedLayer, FusedMlp};
+    let a = FusedLayer::dense(&f32s(&[4, 3]), &f32s(&[4, 3]), None).unwrap();
+    let b = FusedLayer::dense(&f32s(&[2, 5]), &f32s(&[2, 5]), None).unwrap();
+    assert_eq!(refused(FusedMlp::new(1, &[a, b], 0.9, 0.0)), "fused step: layer 1 takes 5 features, layer 0 gives 4");
+    let a = FusedLayer::dense(&f32s(&[4, 3]), &f32s(&[4, 3]), None).unwrap();
+    assert_eq!(refused(FusedMlp::new(2, &[a], 0.9, 0.0)), "fused step: layer 0 has 1 members, expected 2");
+    assert_eq!(refused(FusedMlp::new(1, &[], 0.9, 0.0)), "fused step: no layers");
+    let d = Tensor::ones([4, 3], (Kind::Float, Device::Cpu)).transpose(0, 1).contiguous().transpose(0, 1); // [4, 3], column-major
+    let a = FusedLayer::dense(&d, &f32s(&[4, 3]), None).unwrap();
+    assert_eq!(refused(FusedMlp::new(1, &[a], 0.9, 0.0)), "fused step: layer 0 weight must be a contiguous float32 CPU tensor");
+}
+
+#[test]
+fn fused_step_refuses_inputs_that_do_not_fit() {
+    let _torch = super::common::torch_lock();
+    let (mut f, w1, mut v2) = fused_3_4_2();
+    let x = |shape: &[i64]| Tensor::randn(shape, (Kind::Float, Device::Cpu));
+    let ys = Tensor::from_slice(&[0i64, 1, 1, 0, 1, 0, 0, 1]).view([1, 8]);
+    assert_eq!(refused(f.step(&x(&[1, 5, 8]), &ys, 0.1)), "fused step: input must be [1, 3, batch], got [1, 5, 8]");
+    assert_eq!(refused(f.step(&x(&[2, 3, 8]), &ys, 0.1)), "fused step: input must be [1, 3, batch], got [2, 3, 8]");
+    assert_eq!(refused(f.step(&x(&[3, 8]), &ys, 0.1)), "fused step: input must be [1, 3, batch], got [3, 8]");
+    let doubles = Tensor::randn([1, 3, 8], (Kind::Double, Device::Cpu));
+    assert_eq!(refused(f.step(&doubles, &ys, 0.1)), "fused step: input must be float32 on the CPU, got Double on cpu");
+    assert_eq!(refused(f.step(&x(&[1, 3, 7]), &ys, 0.1)), "fused step: targets must be [1, 7], got [1, 8]");
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &ys.view([8]), 0.1)), "fused step: targets must be [1, 8], got [8]");
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &ys.to_kind(Kind::Float), 0.1)), "fused step: targets must be int64 on the CPU, got Float on cpu");
+    assert_eq!(refused(f.step(&x(&[1, 3, 0]), &ys.narrow(1, 0, 0), 0.1)), "fused step: empty batch");
+    let label = |k: i64| {
+        let y = ys.copy();
+        let _ = y.get(0).get(3).fill_(k);
+        y
+    };
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &label(2), 0.1)), "fused step: target 2 is not a class in 0..1");
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &label(-1), 0.1)), "fused step: target -1 is not a class in 0..1");
+    // Refused inputs changed nothing; what fits still runs.
+    let before = w1.copy();
+    let (loss, correct) = f.step(&x(&[1, 3, 8]), &ys, 0.1).unwrap();
+    assert_eq!((loss.size(), correct.size()), (vec![1], vec![1]));
+    assert!(!w1.equal(&before), "the step updated the weight");
+    // A layer tensor resized in place since the step was built.
+    v2.set_data(&f32s(&[5]));
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &ys, 0.1)), "fused step: layer 1 values have 5 entries, its plan 8");
+    let mut w1 = w1;
+    w1.set_data(&f32s(&[5]));
+    assert_eq!(refused(f.step(&x(&[1, 3, 8]), &ys, 0.1)), "fused step: layer 0 weight has 5 entries, expected 1 x 4 x 3");
 }
