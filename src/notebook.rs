@@ -55,7 +55,7 @@ pub fn to_mime(v: &Dynamic) -> Option<MimeBundle> {
 /// Executor hooks for the sparselab kernel: the whole script API, writing into
 /// `runs/notebook/` (relative to the notebook's directory).
 pub fn hooks(interrupt: Arc<AtomicBool>) -> RhaiHooks {
-    let docs = API.iter().map(|d| (d.name.to_string(), d.signature.to_string(), d.doc.to_string())).collect();
+    let docs = crate::script::function_docs();
     let mut keys: Vec<String> = API.iter().flat_map(|d| d.options.iter().map(|o| o.0.to_string())).filter(|k| !k.contains(' ') && k != "...").collect();
     keys.sort();
     keys.dedup();

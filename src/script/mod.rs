@@ -12,7 +12,7 @@ mod overrides;
 mod runner;
 
 pub use config::{as_f64, Opts};
-pub use docs::{api_markdown, ApiDoc, API};
+pub use docs::{api_markdown, coverage, function_docs, registered, signatures, ApiDoc, Coverage, Registered, API};
 pub use overrides::apply_overrides;
 pub use runner::{add_module_resolvers, check_file, format_error, run_file, RunOptions, ScriptOutcome, STDLIB};
 

@@ -1,7 +1,7 @@
 //! The script layer: documented examples run, docs are current, errors are exact,
 //! imports resolve, --set overrides, manifests record the run.
 use serde_json::Value;
-use sparselab::script::{add_module_resolvers, api_markdown, engine, Context, API};
+use sparselab::script::{add_module_resolvers, api_markdown, coverage, engine, registered, signatures, ApiDoc, Context, API};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,10 +31,62 @@ fn every_documented_example_runs() {
         let out = tmp(&format!("example-{}", doc.name.replace([' ', '/'], "_")));
         let mut e = engine(Context::new(&out, false));
         add_module_resolvers(&mut e, Path::new("."));
+        if !doc.not_run.is_empty() {
+            // Not runnable here (it says why); it must still parse.
+            if let Err(err) = e.compile(doc.example) {
+                panic!("example of {} does not compile: {err}\n{}", doc.name, doc.example);
+            }
+            continue;
+        }
         if let Err(err) = e.run(doc.example) {
             panic!("example of {} failed: {err}\n{}", doc.name, doc.example);
         }
         let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+#[test]
+fn every_registered_function_is_documented_and_every_entry_is_registered() {
+    let cov = coverage(&engine(Context::new(tmp("coverage"), true)), API);
+    assert!(
+        cov.is_complete(),
+        "registered but without an ApiDoc entry (src/script/docs/table.rs):\n  {}\ndocumented but not registered:\n  {}",
+        cov.undocumented.join("\n  "),
+        cov.unregistered.join("\n  ")
+    );
+}
+
+#[test]
+fn coverage_reports_undocumented_functions_and_unregistered_entries() {
+    let mut e = engine(Context::new(tmp("coverage-neg"), true));
+    e.register_fn("zz_new", |x: i64| x + 1);
+    e.register_get("zz_prop", |r: &mut sparselab::script::api_train::RunHandle| r.0.test_acc);
+    let mut api: Vec<ApiDoc> = API.to_vec();
+    api.push(ApiDoc { name: "ghost", usage: &["ghost(x)", "train(model, data, options, extra?)", "Run.nothing"], doc: "", options: &[], example: "", not_run: "" });
+    let cov = coverage(&e, &api);
+    assert_eq!(cov.undocumented, ["Run.zz_prop -> float", "zz_new(int) -> int"]);
+    assert_eq!(cov.unregistered.len(), 3, "{:?}", cov.unregistered);
+    assert!(cov.unregistered[0].starts_with("ghost: ghost(x) (no ghost with 1 parameter(s)"), "{:?}", cov.unregistered);
+    assert!(cov.unregistered[1].contains("no train with 4 parameter(s)"), "{:?}", cov.unregistered);
+    assert!(cov.unregistered[2].contains("no get$nothing with 1 parameter(s)"), "{:?}", cov.unregistered);
+}
+
+#[test]
+fn signatures_come_from_the_registration_with_script_type_names() {
+    let regs = registered(&engine(Context::new(tmp("signatures"), true)));
+    let sigs = |name: &str| signatures(&regs, API.iter().find(|d| d.name == name).unwrap());
+    assert_eq!(sigs("train"), ["train(model: Model, data: Dataset) -> Run", "train(model: Model, data: Dataset, options: map) -> Run"]);
+    assert_eq!(sigs("sql"), ["DataFrame.sql(query: string) -> DataFrame"]);
+    assert!(sigs("Run properties").contains(&"Run.test_acc -> float".to_string()));
+    assert!(sigs("Run properties").contains(&"Run.diverged_epoch -> int or ()".to_string()));
+    assert_eq!(sigs("save / load"), ["Model.save(path: string)", "Model.load(path: string)"]);
+    // The kernel puts each signature in front, so a name's overloads arrive last first.
+    let kernel: Vec<(String, String, String)> = sparselab::script::function_docs().into_iter().filter(|d| d.0 == "train").collect();
+    assert_eq!(kernel.iter().map(|d| d.1.as_str()).collect::<Vec<_>>(), ["train(model: Model, data: Dataset, options: map) -> Run", "train(model: Model, data: Dataset) -> Run"]);
+    assert!(kernel[0].2.contains("| `optimizer` | `\"sgd\"` |"), "{}", kernel[0].2);
+    let md = api_markdown();
+    for raw in ["::", "&mut", "Result<", "Dynamic"] {
+        assert!(!md.contains(raw), "docs/script-api.md shows a Rust type ({raw})");
     }
 }
 
