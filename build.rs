@@ -11,7 +11,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=.git/HEAD");
     // Recorded in every run manifest.
-    let commit = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let commit =
+        std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     println!("cargo:rustc-env=SPARSELAB_GIT_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
         return; // tch's build script reports the missing libtorch itself

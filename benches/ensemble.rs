@@ -41,7 +41,11 @@ fn main() -> anyhow::Result<()> {
     let train = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.001, ..Default::default() }, epochs, device, threads: Some(threads), ..Default::default() };
     let cfg = ScSdcConfig { base: base.clone(), max_width: None, fractions: fractions.clone(), seeds: (0..seeds).collect(), init_fan: InitFan::Dense, train, ensemble: ENSEMBLE_MEMBERS };
     let nets = 2 * fractions.len() * seeds as usize;
-    println!("sparselab ensemble benchmark: one SC-SDC study, {nets} networks, Fashion-MNIST {} train, {epochs} epoch(s), {threads} threads, {}\n", data.train.len(), sparselab::train::device_name(dev));
+    println!(
+        "sparselab ensemble benchmark: one SC-SDC study, {nets} networks, Fashion-MNIST {} train, {epochs} epoch(s), {threads} threads, {}\n",
+        data.train.len(),
+        sparselab::train::device_name(dev)
+    );
 
     // The groups the batched study forms.
     let widths = dense_widths(788, &fractions);

@@ -66,7 +66,13 @@ fn main() -> anyhow::Result<()> {
         for (name, w, dens, _) in &workloads {
             let cfg = MlpConfig { densities: dens.clone(), bias: false, ..MlpConfig::new(784, 10, 4, *w) };
             let mut net = cfg.init(tch::Device::Cpu)?;
-            let tc = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.001, ..Default::default() }, epochs, device: DeviceSpec::Cpu, threads: Some(threads), ..Default::default() };
+            let tc = TrainConfig {
+                optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.001, ..Default::default() },
+                epochs,
+                device: DeviceSpec::Cpu,
+                threads: Some(threads),
+                ..Default::default()
+            };
             let run = train(&mut net, &data, &tc)?;
             our_runs.entry(name.clone()).or_default().push(run.seconds_per_epoch());
             kernels_of.insert(name.clone(), net.linears().iter().map(|l| if l.kernel() == Kernel::Compact { "C" } else { "D" }).collect());
@@ -106,7 +112,11 @@ fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
 }
 
 /// One run of the PyTorch script over every workload: seconds per epoch by name.

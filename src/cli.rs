@@ -12,7 +12,17 @@ pub fn info() -> String {
     let _ = writeln!(s, "libtorch  {} (tch 0.24.0)", libtorch_version());
     let cuda = tch::Cuda::is_available();
     let linked = cuda_linked();
-    let _ = writeln!(s, "CUDA      {}", if cuda { format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn()) } else if linked { "libtorch_cuda linked, no CUDA device visible on this machine".to_string() } else { "libtorch_cuda NOT linked: this build can only use the CPU".to_string() });
+    let _ = writeln!(
+        s,
+        "CUDA      {}",
+        if cuda {
+            format!("available, {} device(s), cuDNN {}", tch::Cuda::device_count(), tch::utils::version_cudnn())
+        } else if linked {
+            "libtorch_cuda linked, no CUDA device visible on this machine".to_string()
+        } else {
+            "libtorch_cuda NOT linked: this build can only use the CPU".to_string()
+        }
+    );
     let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
     let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
     let _ = writeln!(s, "cpu       {}: the compact kernels' clone that runs here", cpu_level());
@@ -113,7 +123,16 @@ pub struct TrainArgs {
 pub fn train_cmd(a: &TrainArgs) -> Result<String> {
     let data = Dataset::load(&DatasetConfig::new(&a.dataset).with_subset(Subset::parse(&a.subset)?))?;
     let densities = parse_densities(&a.density)?;
-    let cfg = MlpConfig { densities, activation: a.activation.clone(), batch_norm: a.batch_norm, skip: a.skip, bias: a.bias, seed: a.seed, kernel: Kernel::parse(&a.kernel)?, ..MlpConfig::new(data.input_size(), data.classes as i64, a.depth, a.width) };
+    let cfg = MlpConfig {
+        densities,
+        activation: a.activation.clone(),
+        batch_norm: a.batch_norm,
+        skip: a.skip,
+        bias: a.bias,
+        seed: a.seed,
+        kernel: Kernel::parse(&a.kernel)?,
+        ..MlpConfig::new(data.input_size(), data.classes as i64, a.depth, a.width)
+    };
     let mut net = cfg.init(tch::Device::Cpu)?;
     let tc = TrainConfig {
         optimizer: OptimizerConfig { kind: OptimizerKind::parse(&a.optimizer)?, lr: a.lr, momentum: a.momentum, l2: a.l2, ..Default::default() },

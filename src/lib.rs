@@ -18,21 +18,21 @@
 
 pub mod cancel;
 pub mod cli;
-pub mod data;
 pub mod compute;
+pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod kernel;
 pub mod log;
-pub mod experiment;
-pub mod notebook;
 pub mod model;
-pub mod plot;
 mod nan_safe;
+pub mod notebook;
+pub mod plot;
 pub mod registry;
 pub mod results;
 pub mod rng;
-pub mod search;
 pub mod script;
+pub mod search;
 pub mod stats;
 pub mod train;
 

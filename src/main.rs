@@ -139,13 +139,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Repl => sparselab::kernel::repl()?,
-        Command::Run { file, sets, out, fresh, shard } => match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
-            Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(1);
+        Command::Run { file, sets, out, fresh, shard } => {
+            match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
+                Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
             }
-        },
+        }
         Command::Check { file, sets } => match check_file(&file, &sets)? {
             Ok(_) => eprintln!("{}: ok", file.display()),
             Err(e) => {

@@ -12,12 +12,7 @@ pub fn lookup(what: &'static str, name: &str, valid: &[&str]) -> Result<usize, E
     if let Some(i) = valid.iter().position(|v| norm(v) == wanted) {
         return Ok(i);
     }
-    Err(Error::UnknownName {
-        what,
-        name: name.to_string(),
-        hint: did_you_mean(name, valid.iter().copied()),
-        valid: valid.join(", "),
-    })
+    Err(Error::UnknownName { what, name: name.to_string(), hint: did_you_mean(name, valid.iter().copied()), valid: valid.join(", ") })
 }
 
 /// [`lookup`] for an option key: the error names the key (`scope: unknown scope "x" ...`).
@@ -31,10 +26,7 @@ pub fn lookup_key(key: &'static str, name: &str, valid: &[&str]) -> Result<usize
 /// ` (did you mean "x"?)` when some candidate is within a third of the name's length
 /// in edit distance, else an empty string.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    let best = candidates
-        .into_iter()
-        .map(|c| (edit_distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
-        .min_by_key(|(d, _)| *d);
+    let best = candidates.into_iter().map(|c| (edit_distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase()), c)).min_by_key(|(d, _)| *d);
     match best {
         Some((d, c)) if d <= (name.len().max(3) / 3).max(2) => format!(" (did you mean {c:?}?)"),
         _ => String::new(),
@@ -63,10 +55,7 @@ mod tests {
     #[test]
     fn suggests_nearest_and_lists_valid() {
         let err = lookup("optimizer", "adamm", &["sgd", "adam", "adamw"]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown optimizer \"adamm\" (did you mean \"adam\"?); valid: sgd, adam, adamw"
-        );
+        assert_eq!(err.to_string(), "unknown optimizer \"adamm\" (did you mean \"adam\"?); valid: sgd, adam, adamw");
         assert_eq!(lookup("x", "Adam-W", &["sgd", "adam", "adamw"]).unwrap(), 2);
         assert_eq!(edit_distance("optimiser", "optimizer"), 1);
         assert_eq!(did_you_mean("zzzzzz", ["sgd"]), "");

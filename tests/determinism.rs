@@ -31,7 +31,6 @@ fn same_seed_same_numbers_on_cpu() {
     assert_ne!(a.history[0].train_loss, c.history[0].train_loss);
 }
 
-
 #[test]
 fn measuring_never_changes_training() {
     let _torch = common::torch_lock();
@@ -85,7 +84,12 @@ fn fused_step_does_not_depend_on_the_thread_count() {
     let cfg = MlpConfig { densities: Densities::PerLayer(vec![0.6, 0.2, 1.0]), ..MlpConfig::new(64, 4, 2, 150) };
     let run = |threads: usize| {
         let mut net = cfg.init(Device::Cpu).unwrap();
-        let tc = TrainConfig { threads: Some(threads), step: sparselab::train::StepKind::Fused, optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-4, ..Default::default() }, ..quick() };
+        let tc = TrainConfig {
+            threads: Some(threads),
+            step: sparselab::train::StepKind::Fused,
+            optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-4, ..Default::default() },
+            ..quick()
+        };
         let r = train(&mut net, &data, &tc).unwrap();
         (r.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(), snapshot(&net))
     };

@@ -176,10 +176,12 @@ impl CsrPlan {
         let nnz = e.size()[0];
         let density = nnz as f64 / (blocks * out * inp) as f64;
         let counts = Vec::<i64>::try_from(e.f_bincount(None::<Tensor>, blocks)?)?;
-        let starts = std::iter::once(0).chain(counts.iter().scan(0, |acc, k| {
-            *acc += k;
-            Some(*acc)
-        })).collect();
+        let starts = std::iter::once(0)
+            .chain(counts.iter().scan(0, |acc, k| {
+                *acc += k;
+                Some(*acc)
+            }))
+            .collect();
         let rows = &e * out + &r;
         let rowptr = Tensor::cat(&[Tensor::zeros([1], (Kind::Int64, Device::Cpu)), rows.bincount(None::<Tensor>, blocks * out).cumsum(0, Kind::Int64)], 0);
         let plan = Self {
@@ -254,7 +256,11 @@ impl CsrPlan {
     /// The dense shape: `[out, in]`, or `[E, out, in]` for a block plan.
     fn dense_shape(&self) -> Vec<i64> {
         let [out, inp] = self.shape;
-        if self.blocks == 1 { vec![out, inp] } else { vec![self.blocks, out, inp] }
+        if self.blocks == 1 {
+            vec![out, inp]
+        } else {
+            vec![self.blocks, out, inp]
+        }
     }
 
     fn flat_on(&mut self, device: Device) -> Result<Tensor> {

@@ -33,11 +33,7 @@ pub fn crop_flip(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
     let cols = ox + col;
     let bi = Tensor::arange(b, (Kind::Int64, dev)).view([b, 1, 1]);
     // [B, C, H+2p, W+2p] -> [B, H+2p, W+2p, C], gather [B, H, W, C], back to NCHW.
-    padded
-        .permute([0, 2, 3, 1])
-        .index(&[Some(bi), Some(rows), Some(cols)])
-        .permute([0, 3, 1, 2])
-        .contiguous()
+    padded.permute([0, 2, 3, 1]).index(&[Some(bi), Some(rows), Some(cols)]).permute([0, 3, 1, 2]).contiguous()
 }
 
 #[cfg(test)]

@@ -8,11 +8,7 @@ const PIXELS: usize = 3 * 32 * 32;
 /// CIFAR-10: `data_batch_1..5.bin` (train) or `test_batch.bin`; records are
 /// 1 label byte + 3072 pixel bytes (R, G, B planes).
 pub(crate) fn read_cifar10(dir: &Path, train: bool) -> Result<Raw> {
-    let files: Vec<String> = if train {
-        (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
-    } else {
-        vec!["test_batch.bin".into()]
-    };
+    let files: Vec<String> = if train { (1..=5).map(|i| format!("data_batch_{i}.bin")).collect() } else { vec!["test_batch.bin".into()] };
     read_records(dir, &files, 1, 0, 10)
 }
 

@@ -65,9 +65,7 @@ pub(crate) fn read_maybe_gz(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)
 
 pub(crate) fn gunzip(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len() * 2);
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::data(path, format!("not a valid gzip file: {e}")))?;
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| Error::data(path, format!("not a valid gzip file: {e}")))?;
     Ok(out)
 }
 

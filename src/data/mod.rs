@@ -151,7 +151,13 @@ impl Dataset {
             }
             _ => load_files(name, cfg)?,
         };
-        let classes = if name == "cifar100" { 100 } else if name == "synthetic" { cfg.synthetic.classes } else { 10 };
+        let classes = if name == "cifar100" {
+            100
+        } else if name == "synthetic" {
+            cfg.synthetic.classes
+        } else {
+            10
+        };
         if cfg.train_limit == Some(0) {
             return Err(Error::config("train_limit", "0 must be >= 1"));
         }
@@ -190,15 +196,7 @@ impl Dataset {
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [c, h, w] = self.shape;
-        write!(
-            f,
-            "{}: {} train / {} test, {c}x{h}x{w}, {} classes (from {})",
-            self.name,
-            self.train.len(),
-            self.test.len(),
-            self.classes,
-            self.source
-        )
+        write!(f, "{}: {} train / {} test, {c}x{h}x{w}, {} classes (from {})", self.name, self.train.len(), self.test.len(), self.classes, self.source)
     }
 }
 
@@ -246,11 +244,7 @@ fn load_files(name: &str, cfg: &DatasetConfig) -> Result<(Raw, Raw, String)> {
         if cfg.subset == Subset::Auto && name == "fashion-mnist" {
             return bundled(name);
         }
-        return Err(Error::DatasetNotFound {
-            name: name.to_string(),
-            searched: dirs.iter().map(|d| format!("  {}", d.display())).collect::<Vec<_>>().join("\n"),
-            how: how_to_get(name).to_string(),
-        });
+        return Err(Error::DatasetNotFound { name: name.to_string(), searched: dirs.iter().map(|d| format!("  {}", d.display())).collect::<Vec<_>>().join("\n"), how: how_to_get(name).to_string() });
     };
     let (train, test) = match name {
         "cifar10" => (cifar::read_cifar10(dir, true)?, cifar::read_cifar10(dir, false)?),
@@ -262,13 +256,19 @@ fn load_files(name: &str, cfg: &DatasetConfig) -> Result<(Raw, Raw, String)> {
 
 fn how_to_get(name: &str) -> &'static str {
     match name {
-        "fashion-mnist" => "Get it with `apt-get install dataset-fashion-mnist` (Debian), or put the four IDX files \
+        "fashion-mnist" => {
+            "Get it with `apt-get install dataset-fashion-mnist` (Debian), or put the four IDX files \
              (train-images-idx3-ubyte.gz, ...) in $SPARSELAB_DATA/fashion-mnist; \
-             `subset: \"bundled\"` uses the 6,000-image subset shipped with sparselab.",
-        "mnist" => "Put the four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
-             t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) in $SPARSELAB_DATA/mnist.",
-        "cifar10" => "Extract the binary version (cifar-10-binary.tar.gz: data_batch_1..5.bin, test_batch.bin) \
-             into $SPARSELAB_DATA/cifar10.",
+             `subset: \"bundled\"` uses the 6,000-image subset shipped with sparselab."
+        }
+        "mnist" => {
+            "Put the four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
+             t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) in $SPARSELAB_DATA/mnist."
+        }
+        "cifar10" => {
+            "Extract the binary version (cifar-10-binary.tar.gz: data_batch_1..5.bin, test_batch.bin) \
+             into $SPARSELAB_DATA/cifar10."
+        }
         _ => "Extract the binary version (cifar-100-binary.tar.gz: train.bin, test.bin) into $SPARSELAB_DATA/cifar100.",
     }
 }
@@ -282,9 +282,7 @@ fn bundled(name: &str) -> Result<(Raw, Raw, String)> {
             (Path::new(concat!("bundled/", $f)), &include_bytes!(concat!("../../data/fashion-mnist-subset/", $f))[..])
         };
     }
-    let split = |(ip, ib): (&Path, &[u8]), (lp, lb): (&Path, &[u8])| -> Result<Raw> {
-        idx::parse(ip, &idx::gunzip(ip, ib)?, lp, &idx::gunzip(lp, lb)?, 10)
-    };
+    let split = |(ip, ib): (&Path, &[u8]), (lp, lb): (&Path, &[u8])| -> Result<Raw> { idx::parse(ip, &idx::gunzip(ip, ib)?, lp, &idx::gunzip(lp, lb)?, 10) };
     let train = split(file!("train-images-idx3-ubyte.gz"), file!("train-labels-idx1-ubyte.gz"))?;
     let test = split(file!("t10k-images-idx3-ubyte.gz"), file!("t10k-labels-idx1-ubyte.gz"))?;
     Ok((train, test, "bundled".to_string()))
@@ -310,13 +308,5 @@ fn standardise(name: &str, source: String, train: Raw, test: Raw, classes: usize
     let s = Tensor::from_slice(&norm.iter().map(|p| p.1 as f32).collect::<Vec<_>>()).view([1, c, 1, 1]);
     xtr = (xtr - &m) / &s;
     xte = (xte - &m) / &s;
-    Ok(Dataset {
-        name: name.to_string(),
-        source,
-        train: Split { x: xtr, y: Tensor::from_slice(&train.labels) },
-        test: Split { x: xte, y: Tensor::from_slice(&test.labels) },
-        classes,
-        shape,
-        norm,
-    })
+    Ok(Dataset { name: name.to_string(), source, train: Split { x: xtr, y: Tensor::from_slice(&train.labels) }, test: Split { x: xte, y: Tensor::from_slice(&test.labels) }, classes, shape, norm })
 }

@@ -47,7 +47,10 @@ impl SyntheticConfig {
         let bytes = (self.train as i128 + self.test as i128) * dim as i128 * 9;
         let have = crate::model::available_memory_bytes() as i128;
         if bytes > have {
-            return bad(if self.train >= self.test { "train" } else { "test" }, format!("{} + {} examples of {dim} features need about {bytes} bytes, more than the {have} bytes of memory available", self.train, self.test));
+            return bad(
+                if self.train >= self.test { "train" } else { "test" },
+                format!("{} + {} examples of {dim} features need about {bytes} bytes, more than the {have} bytes of memory available", self.train, self.test),
+            );
         }
         if !(self.noise >= 0.0 && self.noise.is_finite()) {
             return bad("noise", format!("{} must be a finite number >= 0", self.noise));

@@ -135,7 +135,11 @@ pub fn pvalue_table(table: &Frame, row: &str, col: &str, title: &str) -> Result<
 pub fn grid_frame(cells: &[GridCell]) -> Result<Frame> {
     let mean = |c: &GridCell, v: &str| {
         let x: Vec<f64> = c.result.runs.iter().filter(|r| r.variant == v && r.run.test_acc.is_finite()).map(|r| r.run.test_acc).collect();
-        if x.is_empty() { f64::NAN } else { x.iter().sum::<f64>() / x.len() as f64 }
+        if x.is_empty() {
+            f64::NAN
+        } else {
+            x.iter().sum::<f64>() / x.len() as f64
+        }
     };
     let t = |c: &GridCell, f: fn(&crate::stats::WilcoxonResult) -> f64| c.result.test.as_ref().map(f).unwrap_or(f64::NAN);
     FrameBuilder::new()

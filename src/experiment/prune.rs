@@ -124,14 +124,24 @@ pub(crate) fn prune_train_phases(model: &mut dyn Model, train: &Split, eval: &Sp
     magnitude_prune(model, prune.density, prune.scope)?;
     let second = train_with(model, train, eval, &TrainConfig { epochs: tune_epochs, seed: cfg.seed.wrapping_add(1), ..cfg.clone() }, &mut NoCallback)?;
     let mut run = second.clone();
-    run.history = first.history.iter().cloned().chain(second.history.iter().cloned().map(|mut h| {
-        h.epoch += dense_epochs;
-        h
-    })).collect();
-    run.grad_flow = first.grad_flow.iter().cloned().chain(second.grad_flow.iter().cloned().map(|mut p| {
-        p.epoch += dense_epochs;
-        p
-    })).collect();
+    run.history = first
+        .history
+        .iter()
+        .cloned()
+        .chain(second.history.iter().cloned().map(|mut h| {
+            h.epoch += dense_epochs;
+            h
+        }))
+        .collect();
+    run.grad_flow = first
+        .grad_flow
+        .iter()
+        .cloned()
+        .chain(second.grad_flow.iter().cloned().map(|mut p| {
+            p.epoch += dense_epochs;
+            p
+        }))
+        .collect();
     run.ended = match second.ended {
         Ended::Diverged(e) => Ended::Diverged(e + dense_epochs),
         Ended::Stopped(e) => Ended::Stopped(e + dense_epochs),

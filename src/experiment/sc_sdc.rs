@@ -1,10 +1,10 @@
 //! SC-SDC: a random-mask sparse MLP against the dense MLP with the same active
 //! weights per layer, across widths and seeds, with a one-sided exact Wilcoxon
 //! signed-rank test (SPEC 4, report 3.2.1, A.1.1).
-use crate::data::Dataset;
-use crate::error::{Error, Result};
 use super::session::{RunSpec, Session};
+use crate::data::Dataset;
 use crate::data::Split;
+use crate::error::{Error, Result};
 use crate::model::{BatchedMlp, Densities, Fan, Kernel, Lineage, MlpConfig, Model};
 use crate::results::{Frame, FrameBuilder, Lookup};
 use crate::stats::{wilcoxon, Alternative, WilcoxonOptions, WilcoxonResult};
@@ -129,7 +129,11 @@ pub const ENSEMBLE_MEMBERS: usize = 16;
 /// 2^26 floats, 256 MiB per copy (weights, gradients, optimizer state, masks); on a
 /// GPU 2^28 (1 GiB per copy: the 15 sparse twins of a CIFAR study, 3076 wide, fit).
 fn ensemble_weights(device: Device) -> i64 {
-    if device == Device::Cpu { 1 << 26 } else { 1 << 28 }
+    if device == Device::Cpu {
+        1 << 26
+    } else {
+        1 << 28
+    }
 }
 
 /// Splits networks into groups that train together as one batched ensemble: the
@@ -291,7 +295,8 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
         let trained = train_group(session, &train, &eval, &group_jobs)?;
         for (&i, run) in at.iter().zip(trained) {
             let j = &jobs[i];
-            let cols = vec![("fraction".to_string(), serde_json::json!(j.fraction)), ("dense_width".to_string(), serde_json::json!(j.dense_width)), ("variant".to_string(), serde_json::json!(j.variant))];
+            let cols =
+                vec![("fraction".to_string(), serde_json::json!(j.fraction)), ("dense_width".to_string(), serde_json::json!(j.dense_width)), ("variant".to_string(), serde_json::json!(j.variant))];
             session.record(&j.spec, j.seed, &cols, &run, None)?;
             if let Some(e) = run.diverged() {
                 crate::log::line(&format!("note: {} w={} seed {} diverged at epoch {}", j.variant, j.dense_width, j.seed, e + 1));

@@ -102,7 +102,11 @@ impl Session {
 
     /// The store, if runs are recorded.
     pub fn store(&self) -> Option<&Store> {
-        if self.check { None } else { self.store.as_ref() }
+        if self.check {
+            None
+        } else {
+            self.store.as_ref()
+        }
     }
 
     /// Seeds of the runs so far (for the manifest).
@@ -245,6 +249,10 @@ impl Session {
     /// # Errors
     /// As said.
     pub fn interrupted(&self) -> Result<()> {
-        if crate::cancel::requested() { Err(Error::Interrupted) } else { Ok(()) }
+        if crate::cancel::requested() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
     }
 }

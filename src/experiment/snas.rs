@@ -292,7 +292,14 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
         let score = scores.last().map(|&a| score_of(a)).unwrap_or(f64::NEG_INFINITY);
         let score = if run.diverged().is_some() { f64::NEG_INFINITY } else { score };
         let trial = Trial { id, proposed: proposed.clone(), densities, active, total, scores, score, rung: asha.as_ref().and_then(|a| a.rung_reached(id)), stopped, run };
-        crate::log::line(&format!("trial {:>3}: score {:.4}  active {:>9}  {}{}", trial.id, trial.score, trial.active, if trial.stopped { "stopped" } else { "finished" }, trial.rung.map(|r| format!(" (rung {r})")).unwrap_or_default()));
+        crate::log::line(&format!(
+            "trial {:>3}: score {:.4}  active {:>9}  {}{}",
+            trial.id,
+            trial.score,
+            trial.active,
+            if trial.stopped { "stopped" } else { "finished" },
+            trial.rung.map(|r| format!(" (rung {r})")).unwrap_or_default()
+        ));
         on_trial(&trial);
         history.push(Observation { x: proposed, score: if score.is_finite() { score } else { f64::NAN } });
         let better = best.as_ref().map(|(b, _)| score > trials[*b].score).unwrap_or(true);

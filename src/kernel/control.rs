@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jupyter_zmq_client::{
-    KernelControlConnection, KernelHeartbeatConnection, KernelStdinConnection,
-};
+use jupyter_zmq_client::{KernelControlConnection, KernelHeartbeatConnection, KernelStdinConnection};
 use zeromq::{SocketRecv, SocketSend};
 
 use super::shell::{unsupported, Ctx};

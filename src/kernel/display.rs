@@ -41,11 +41,7 @@ enum Piece {
 
 impl CellOutput {
     pub(crate) fn new(iopub: IopubTx, parent: Header) -> Self {
-        Self {
-            iopub,
-            parent,
-            evcxr: RefCell::new(Evcxr::default()),
-        }
+        Self { iopub, parent, evcxr: RefCell::new(Evcxr::default()) }
     }
 
     /// Sends what an unterminated evcxr block held back, as plain text.
@@ -87,11 +83,7 @@ impl Output for CellOutput {
             Some(id) => json!({ "display_id": id }),
             None => json!({}),
         };
-        let kind = if update && display_id.is_some() {
-            "update_display_data"
-        } else {
-            "display_data"
-        };
+        let kind = if update && display_id.is_some() { "update_display_data" } else { "display_data" };
         let content = json!({ "data": data, "metadata": {}, "transient": transient });
         self.iopub.publish(raw_content(kind, content), &self.parent);
     }
@@ -139,11 +131,7 @@ impl Evcxr {
             } else {
                 body.push_str(line);
             }
-        } else if let Some(mime) = trimmed
-            .strip_prefix(BEGIN)
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-        {
+        } else if let Some(mime) = trimmed.strip_prefix(BEGIN).map(str::trim).filter(|m| !m.is_empty()) {
             if !plain.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(plain)));
             }
@@ -177,14 +165,7 @@ mod tests {
     fn block_in_one_write_becomes_display_between_texts() {
         let mut e = Evcxr::default();
         let pieces = e.feed("a\nEVCXR_BEGIN_CONTENT text/html\n<b>x</b>\nEVCXR_END_CONTENT\nb\n");
-        assert_eq!(
-            pieces,
-            vec![
-                Piece::Text("a\n".into()),
-                Piece::Display("text/html".into(), "<b>x</b>".into()),
-                Piece::Text("b\n".into()),
-            ]
-        );
+        assert_eq!(pieces, vec![Piece::Text("a\n".into()), Piece::Display("text/html".into(), "<b>x</b>".into()), Piece::Text("b\n".into()),]);
     }
 
     #[test]
@@ -194,10 +175,7 @@ mod tests {
         assert!(e.feed("iVBOR").is_empty());
         assert!(e.feed("w0\n").is_empty());
         let pieces = e.feed("EVCXR_END_CONTENT\n");
-        assert_eq!(
-            pieces,
-            vec![Piece::Display("image/png".into(), "iVBORw0".into())]
-        );
+        assert_eq!(pieces, vec![Piece::Display("image/png".into(), "iVBORw0".into())]);
     }
 
     #[test]

@@ -18,26 +18,10 @@ use super::{CellError, Completion, Executor, IsComplete, MimeBundle, Output};
 pub(crate) type CellResult = Result<Option<MimeBundle>, CellError>;
 
 enum Job {
-    Execute {
-        code: String,
-        iopub: IopubTx,
-        parent: Header,
-        done: oneshot::Sender<CellResult>,
-    },
-    Complete {
-        code: String,
-        cursor: usize,
-        done: oneshot::Sender<Completion>,
-    },
-    Inspect {
-        code: String,
-        cursor: usize,
-        done: oneshot::Sender<Option<MimeBundle>>,
-    },
-    IsComplete {
-        code: String,
-        done: oneshot::Sender<IsComplete>,
-    },
+    Execute { code: String, iopub: IopubTx, parent: Header, done: oneshot::Sender<CellResult> },
+    Complete { code: String, cursor: usize, done: oneshot::Sender<Completion> },
+    Inspect { code: String, cursor: usize, done: oneshot::Sender<Option<MimeBundle>> },
+    IsComplete { code: String, done: oneshot::Sender<IsComplete> },
 }
 
 /// Handle to the execution thread; requests are served in the order sent.
@@ -50,33 +34,21 @@ const STACK_SIZE: usize = 64 * 1024 * 1024;
 
 impl ExecThread {
     /// Starts the thread; `make_executor` runs on it.
-    pub(crate) fn spawn(
-        make_executor: impl FnOnce() -> Box<dyn Executor> + Send + 'static,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn spawn(make_executor: impl FnOnce() -> Box<dyn Executor> + Send + 'static) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("kernel-exec".into())
-            .stack_size(STACK_SIZE)
-            .spawn(
-                move || match catch_unwind(AssertUnwindSafe(make_executor)) {
-                    Ok(mut executor) => serve(executor.as_mut(), rx),
-                    Err(panic) => {
-                        log!("creating the executor panicked: {}", panic_message(&*panic))
-                    }
-                },
-            )?;
+        std::thread::Builder::new().name("kernel-exec".into()).stack_size(STACK_SIZE).spawn(move || match catch_unwind(AssertUnwindSafe(make_executor)) {
+            Ok(mut executor) => serve(executor.as_mut(), rx),
+            Err(panic) => {
+                log!("creating the executor panicked: {}", panic_message(&*panic))
+            }
+        })?;
         Ok(Self { jobs })
     }
 
     /// Runs a cell; its outputs go to `iopub` as children of `parent`.
     pub(crate) async fn execute(&self, code: &str, iopub: IopubTx, parent: Header) -> CellResult {
         let (done, rx) = oneshot::channel();
-        let job = Job::Execute {
-            code: code.into(),
-            iopub,
-            parent,
-            done,
-        };
+        let job = Job::Execute { code: code.into(), iopub, parent, done };
         if self.jobs.send(job).is_err() {
             return Err(thread_gone());
         }
@@ -86,26 +58,14 @@ impl ExecThread {
     /// Completions at `cursor` (code points); empty if the executor failed.
     pub(crate) async fn complete(&self, code: &str, cursor: usize) -> Completion {
         let (done, rx) = oneshot::channel();
-        let _ = self.jobs.send(Job::Complete {
-            code: code.into(),
-            cursor,
-            done,
-        });
-        rx.await.unwrap_or_else(|_| Completion {
-            cursor_start: cursor,
-            cursor_end: cursor,
-            ..Default::default()
-        })
+        let _ = self.jobs.send(Job::Complete { code: code.into(), cursor, done });
+        rx.await.unwrap_or_else(|_| Completion { cursor_start: cursor, cursor_end: cursor, ..Default::default() })
     }
 
     /// Documentation at `cursor`, if any.
     pub(crate) async fn inspect(&self, code: &str, cursor: usize) -> Option<MimeBundle> {
         let (done, rx) = oneshot::channel();
-        let _ = self.jobs.send(Job::Inspect {
-            code: code.into(),
-            cursor,
-            done,
-        });
+        let _ = self.jobs.send(Job::Inspect { code: code.into(), cursor, done });
         rx.await.ok().flatten()
     }
 
@@ -113,10 +73,7 @@ impl ExecThread {
     /// a console never waits for lines that would not help.
     pub(crate) async fn is_complete(&self, code: &str) -> IsComplete {
         let (done, rx) = oneshot::channel();
-        let _ = self.jobs.send(Job::IsComplete {
-            code: code.into(),
-            done,
-        });
+        let _ = self.jobs.send(Job::IsComplete { code: code.into(), done });
         rx.await.unwrap_or(IsComplete::Complete)
     }
 }
@@ -124,16 +81,10 @@ impl ExecThread {
 fn serve(executor: &mut dyn Executor, rx: mpsc::Receiver<Job>) {
     for job in rx {
         match job {
-            Job::Execute {
-                code,
-                iopub,
-                parent,
-                done,
-            } => {
+            Job::Execute { code, iopub, parent, done } => {
                 let out = Rc::new(CellOutput::new(iopub, parent));
                 let sink: Rc<dyn Output> = out.clone();
-                let result = catch_unwind(AssertUnwindSafe(|| executor.execute(&code, sink)))
-                    .unwrap_or_else(|panic| Err(panic_error(&*panic)));
+                let result = catch_unwind(AssertUnwindSafe(|| executor.execute(&code, sink))).unwrap_or_else(|panic| Err(panic_error(&*panic)));
                 out.finish();
                 let _ = done.send(result);
             }
@@ -174,21 +125,10 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 fn panic_error(panic: &(dyn Any + Send)) -> CellError {
     let evalue = panic_message(panic);
-    CellError {
-        ename: "Panic".into(),
-        traceback: vec![
-            format!("\x1b[0;31mPanic\x1b[0m: {evalue}"),
-            "(a bug in native code; the kernel and its variables are still alive)".into(),
-        ],
-        evalue,
-    }
+    CellError { ename: "Panic".into(), traceback: vec![format!("\x1b[0;31mPanic\x1b[0m: {evalue}"), "(a bug in native code; the kernel and its variables are still alive)".into()], evalue }
 }
 
 fn thread_gone() -> CellError {
     let evalue = "the execution thread has stopped (see the kernel log)".to_string();
-    CellError {
-        ename: "KernelError".into(),
-        traceback: vec![evalue.clone()],
-        evalue,
-    }
+    CellError { ename: "KernelError".into(), traceback: vec![evalue.clone()], evalue }
 }

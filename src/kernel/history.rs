@@ -21,11 +21,7 @@ pub(crate) struct History {
 impl History {
     /// Records a cell's input under its execution count.
     pub(crate) fn push(&mut self, line: usize, input: &str) {
-        self.entries.push(Entry {
-            line,
-            input: input.to_string(),
-            output: None,
-        });
+        self.entries.push(Entry { line, input: input.to_string(), output: None });
     }
 
     /// Attaches the `text/plain` result to the cell recorded under `line`.
@@ -41,34 +37,17 @@ impl History {
     /// IPython's defaults instead of failing the request.
     pub(crate) fn answer(&self, request: &Value) -> Vec<Value> {
         let get_i = |k: &str| request.get(k).and_then(Value::as_i64);
-        let output = request
-            .get("output")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let output = request.get("output").and_then(Value::as_bool).unwrap_or(false);
         let picked: Vec<&Entry> = match request.get("hist_access_type").and_then(Value::as_str) {
             Some("tail") => tail(self.entries.iter().collect(), get_i("n")),
             Some("search") => {
-                let pattern = request
-                    .get("pattern")
-                    .and_then(Value::as_str)
-                    .unwrap_or("*");
-                let unique = request
-                    .get("unique")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let mut hits: Vec<&Entry> = self
-                    .entries
-                    .iter()
-                    .filter(|e| glob_match(pattern, &e.input))
-                    .collect();
+                let pattern = request.get("pattern").and_then(Value::as_str).unwrap_or("*");
+                let unique = request.get("unique").and_then(Value::as_bool).unwrap_or(false);
+                let mut hits: Vec<&Entry> = self.entries.iter().filter(|e| glob_match(pattern, &e.input)).collect();
                 if unique {
                     // Keep the latest occurrence of each input, in history order.
                     let mut seen = std::collections::HashSet::new();
-                    hits = hits
-                        .into_iter()
-                        .rev()
-                        .filter(|e| seen.insert(e.input.as_str()))
-                        .collect();
+                    hits = hits.into_iter().rev().filter(|e| seen.insert(e.input.as_str())).collect();
                     hits.reverse();
                 }
                 tail(hits, get_i("n"))
@@ -80,22 +59,10 @@ impl History {
                 }
                 let start = get_i("start").unwrap_or(0).max(0) as usize;
                 let stop = get_i("stop").filter(|&s| s > 0).map(|s| s as usize);
-                self.entries
-                    .iter()
-                    .filter(|e| e.line >= start && stop.is_none_or(|s| e.line < s))
-                    .collect()
+                self.entries.iter().filter(|e| e.line >= start && stop.is_none_or(|s| e.line < s)).collect()
             }
         };
-        picked
-            .into_iter()
-            .map(|e| {
-                if output {
-                    json!([SESSION, e.line, [e.input, e.output]])
-                } else {
-                    json!([SESSION, e.line, e.input])
-                }
-            })
-            .collect()
+        picked.into_iter().map(|e| if output { json!([SESSION, e.line, [e.input, e.output]]) } else { json!([SESSION, e.line, e.input]) }).collect()
     }
 }
 
@@ -154,10 +121,7 @@ mod tests {
 
     fn sample() -> History {
         let mut h = History::default();
-        for (i, code) in ["1 + 2 * 3", "let x = 5;", "1 + 2 * 3", "x"]
-            .iter()
-            .enumerate()
-        {
+        for (i, code) in ["1 + 2 * 3", "let x = 5;", "1 + 2 * 3", "x"].iter().enumerate() {
             h.push(i + 1, code);
         }
         h.set_output(4, "5".into());
@@ -175,14 +139,10 @@ mod tests {
     #[test]
     fn tail_range_search() {
         let h = sample();
-        assert_eq!(
-            h.answer(&json!({"hist_access_type": "tail", "n": 1})),
-            vec![json!([1, 4, "x"])]
-        );
+        assert_eq!(h.answer(&json!({"hist_access_type": "tail", "n": 1})), vec![json!([1, 4, "x"])]);
         let out = h.answer(&json!({"hist_access_type": "tail", "n": 1, "output": true}));
         assert_eq!(out, vec![json!([1, 4, ["x", "5"]])]);
-        let r =
-            h.answer(&json!({"hist_access_type": "range", "session": 1, "start": 2, "stop": 3}));
+        let r = h.answer(&json!({"hist_access_type": "range", "session": 1, "start": 2, "stop": 3}));
         assert_eq!(r, vec![json!([1, 2, "let x = 5;"])]);
         let s = h.answer(&json!({"hist_access_type": "search", "pattern": "1 + 2*"}));
         assert_eq!(s.len(), 2);

@@ -36,12 +36,7 @@ impl IopubTx {
 
     /// Queues a `status` message.
     pub(crate) fn status(&self, state: ExecutionState, parent: &Header) {
-        self.publish(
-            Status {
-                execution_state: state,
-            },
-            parent,
-        );
+        self.publish(Status { execution_state: state }, parent);
     }
 
     /// Resolves once everything queued before this call has been sent.
@@ -101,18 +96,14 @@ fn can_merge(a: &JupyterMessage, b: &JupyterMessage) -> bool {
     };
     match (&a.content, &b.content) {
         (JupyterMessageContent::StreamContent(x), JupyterMessageContent::StreamContent(y)) => {
-            same_parent
-                && x.text.len() < MAX_MERGED
-                && std::mem::discriminant(&x.name) == std::mem::discriminant(&y.name)
+            same_parent && x.text.len() < MAX_MERGED && std::mem::discriminant(&x.name) == std::mem::discriminant(&y.name)
         }
         _ => false,
     }
 }
 
 fn append_stream(into: &mut JupyterMessage, from: JupyterMessage) {
-    if let (JupyterMessageContent::StreamContent(x), JupyterMessageContent::StreamContent(y)) =
-        (&mut into.content, from.content)
-    {
+    if let (JupyterMessageContent::StreamContent(x), JupyterMessageContent::StreamContent(y)) = (&mut into.content, from.content) {
         x.text.push_str(&y.text);
     }
 }

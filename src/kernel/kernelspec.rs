@@ -79,9 +79,7 @@ pub fn uninstall(target: InstallTarget) -> io::Result<Option<PathBuf>> {
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 fn user_data_dir() -> io::Result<PathBuf> {
@@ -89,18 +87,13 @@ fn user_data_dir() -> io::Result<PathBuf> {
         return Ok(dir);
     }
     if cfg!(windows) {
-        return env_path("APPDATA")
-            .map(|d| d.join("jupyter"))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "APPDATA is not set"));
+        return env_path("APPDATA").map(|d| d.join("jupyter")).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "APPDATA is not set"));
     }
-    let home = env_path("HOME")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "HOME is not set"))?;
+    let home = env_path("HOME").ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "HOME is not set"))?;
     if cfg!(target_os = "macos") {
         return Ok(home.join("Library").join("Jupyter"));
     }
-    Ok(env_path("XDG_DATA_HOME")
-        .unwrap_or_else(|| home.join(".local").join("share"))
-        .join("jupyter"))
+    Ok(env_path("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local").join("share")).join("jupyter"))
 }
 
 fn sys_prefix() -> io::Result<PathBuf> {
@@ -108,20 +101,10 @@ fn sys_prefix() -> io::Result<PathBuf> {
         return Ok(p);
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
-    let out = std::process::Command::new(python)
-        .args(["-c", "import sys; print(sys.prefix)"])
-        .output()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("running {python} to find sys.prefix: {e}"),
-            )
-        })?;
+    let out = std::process::Command::new(python).args(["-c", "import sys; print(sys.prefix)"]).output().map_err(|e| io::Error::new(e.kind(), format!("running {python} to find sys.prefix: {e}")))?;
     let prefix = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || prefix.is_empty() {
-        return Err(io::Error::other(format!(
-            "{python} did not report sys.prefix"
-        )));
+        return Err(io::Error::other(format!("{python} did not report sys.prefix")));
     }
     Ok(PathBuf::from(prefix))
 }
@@ -133,25 +116,14 @@ mod tests {
     #[test]
     fn install_into_prefix_writes_spec_and_logos() {
         let prefix = std::env::temp_dir().join(format!("sparselab-kspec-{}", std::process::id()));
-        let dir = install(
-            InstallTarget::Prefix(prefix.clone()),
-            Path::new("/bin/sparselab"),
-        )
-        .unwrap();
+        let dir = install(InstallTarget::Prefix(prefix.clone()), Path::new("/bin/sparselab")).unwrap();
         assert_eq!(dir, prefix.join("share/jupyter/kernels/sparselab"));
-        let spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap())
-                .unwrap();
+        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
         assert_eq!(spec["argv"][1], "kernel");
         assert_eq!(spec["argv"][3], "{connection_file}");
         assert_eq!(spec["interrupt_mode"], "message");
-        assert!(std::fs::read(dir.join("logo-64x64.png"))
-            .unwrap()
-            .starts_with(b"\x89PNG"));
-        assert_eq!(
-            uninstall(InstallTarget::Prefix(prefix.clone())).unwrap(),
-            Some(dir)
-        );
+        assert!(std::fs::read(dir.join("logo-64x64.png")).unwrap().starts_with(b"\x89PNG"));
+        assert_eq!(uninstall(InstallTarget::Prefix(prefix.clone())).unwrap(), Some(dir));
         let _ = std::fs::remove_dir_all(prefix);
     }
 }

@@ -120,8 +120,7 @@ pub trait Executor {
     ///
     /// # Errors
     /// The cell's parse or runtime error; an interrupted cell is an error too.
-    fn execute(&mut self, code: &str, out: Rc<dyn Output>)
-        -> Result<Option<MimeBundle>, CellError>;
+    fn execute(&mut self, code: &str, out: Rc<dyn Output>) -> Result<Option<MimeBundle>, CellError>;
     /// Completions at `cursor` (code points).
     fn complete(&mut self, code: &str, cursor: usize) -> Completion;
     /// Documentation of the word at `cursor` (code points), if known.
@@ -138,63 +137,32 @@ pub trait Executor {
 ///
 /// # Errors
 /// Unreadable connection file, or sockets that cannot be bound.
-pub fn run(
-    connection_file: &Path,
-    interrupt: Arc<AtomicBool>,
-    make_executor: impl FnOnce() -> Box<dyn Executor> + Send + 'static,
-) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(connection_file)
-        .with_context(|| format!("reading connection file {}", connection_file.display()))?;
-    let info: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text)
-        .with_context(|| format!("parsing connection file {}", connection_file.display()))?;
+pub fn run(connection_file: &Path, interrupt: Arc<AtomicBool>, make_executor: impl FnOnce() -> Box<dyn Executor> + Send + 'static) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(connection_file).with_context(|| format!("reading connection file {}", connection_file.display()))?;
+    let info: jupyter_protocol::ConnectionInfo = serde_json::from_str(&text).with_context(|| format!("parsing connection file {}", connection_file.display()))?;
     if !info.key.is_empty() && info.signature_scheme != "hmac-sha256" {
-        anyhow::bail!(
-            "unsupported signature scheme {:?} (expected hmac-sha256)",
-            info.signature_scheme
-        );
+        anyhow::bail!("unsupported signature scheme {:?} (expected hmac-sha256)", info.signature_scheme);
     }
     let exec = exec_thread::ExecThread::spawn(make_executor)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("kernel-io")
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("kernel-io").enable_all().build()?;
     runtime.block_on(serve(info, exec, interrupt))?;
     // The execution thread may still be inside a cell; the process exit ends it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(())
 }
 
-async fn serve(
-    info: jupyter_protocol::ConnectionInfo,
-    exec: exec_thread::ExecThread,
-    interrupt: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+async fn serve(info: jupyter_protocol::ConnectionInfo, exec: exec_thread::ExecThread, interrupt: Arc<AtomicBool>) -> anyhow::Result<()> {
     use jupyter_zmq_client as zc;
     let session = wire::new_session_id();
-    let iopub = zc::create_kernel_iopub_connection(&info, &session)
-        .await
-        .context("binding iopub")?;
-    let shell = zc::create_kernel_shell_connection(&info, &session)
-        .await
-        .context("binding shell")?;
-    let control = zc::create_kernel_control_connection(&info, &session)
-        .await
-        .context("binding control")?;
-    let stdin = zc::create_kernel_stdin_connection(&info, &session)
-        .await
-        .context("binding stdin")?;
-    let heartbeat = zc::create_kernel_heartbeat_connection(&info)
-        .await
-        .context("binding heartbeat")?;
+    let iopub = zc::create_kernel_iopub_connection(&info, &session).await.context("binding iopub")?;
+    let shell = zc::create_kernel_shell_connection(&info, &session).await.context("binding shell")?;
+    let control = zc::create_kernel_control_connection(&info, &session).await.context("binding control")?;
+    let stdin = zc::create_kernel_stdin_connection(&info, &session).await.context("binding stdin")?;
+    let heartbeat = zc::create_kernel_heartbeat_connection(&info).await.context("binding heartbeat")?;
 
     let (iopub_tx, iopub_task) = iopub::spawn(iopub);
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let ctx = Arc::new(shell::Ctx {
-        iopub: iopub_tx,
-        interrupt,
-        shutdown: shutdown_tx,
-    });
+    let ctx = Arc::new(shell::Ctx { iopub: iopub_tx, interrupt, shutdown: shutdown_tx });
     tokio::spawn(control::heartbeat(heartbeat));
     tokio::spawn(control::stdin(stdin));
     tokio::spawn(control::control(control, ctx.clone()));

@@ -9,7 +9,11 @@ pub fn repl() -> crate::Result<()> {
     struct Terminal;
     impl Output for Terminal {
         fn stream(&self, name: &str, text: &str) {
-            if name == "stdout" { print!("{text}") } else { eprint!("{text}") }
+            if name == "stdout" {
+                print!("{text}")
+            } else {
+                eprint!("{text}")
+            }
         }
         fn display(&self, data: MimeBundle, _: Option<&str>, _: bool) {
             match data.get("text/plain").and_then(|v| v.as_str()) {
@@ -56,4 +60,3 @@ pub fn repl() -> crate::Result<()> {
     }
     Ok(())
 }
-

@@ -62,11 +62,7 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    pub(crate) fn new(
-        engine: &Engine,
-        docs: Vec<(String, String, String)>,
-        option_keys: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(engine: &Engine, docs: Vec<(String, String, String)>, option_keys: Vec<String>) -> Self {
         let mut functions: BTreeMap<String, FnDoc> = BTreeMap::new();
         let mut members = BTreeSet::new();
         for sig in engine.gen_fn_signatures(true) {
@@ -90,23 +86,11 @@ impl Api {
         // Doc comments of functions registered with them (plugin modules, FuncRegistration).
         let metadata = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
         let metadata: Value = serde_json::from_str(&metadata).unwrap_or(Value::Null);
-        for f in metadata
-            .get("functions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(name), Some(lines)) = (
-                f.get("name").and_then(Value::as_str),
-                f.get("docComments").and_then(Value::as_array),
-            ) else {
+        for f in metadata.get("functions").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(name), Some(lines)) = (f.get("name").and_then(Value::as_str), f.get("docComments").and_then(Value::as_array)) else {
                 continue;
             };
-            let doc: Vec<&str> = lines
-                .iter()
-                .filter_map(Value::as_str)
-                .map(strip_doc_marker)
-                .collect();
+            let doc: Vec<&str> = lines.iter().filter_map(Value::as_str).map(strip_doc_marker).collect();
             let entry = functions.entry(name.to_string()).or_default();
             if entry.doc.is_empty() {
                 entry.doc = doc.join("\n").trim().to_string();
@@ -118,21 +102,11 @@ impl Api {
             entry.signatures.insert(0, signature);
             entry.doc = doc;
         }
-        Self {
-            functions,
-            members,
-            option_keys,
-        }
+        Self { functions, members, option_keys }
     }
 
     /// Candidates for the identifier that ends at `cursor` (code points).
-    pub(crate) fn complete(
-        &self,
-        code: &str,
-        cursor: usize,
-        scope: &Scope,
-        fns: &AST,
-    ) -> Completion {
+    pub(crate) fn complete(&self, code: &str, cursor: usize, scope: &Scope, fns: &AST) -> Completion {
         let chars: Vec<char> = code.chars().collect();
         let cursor = cursor.min(chars.len());
         let start = word_start(&chars, cursor);
@@ -142,11 +116,7 @@ impl Api {
         let prev = before.iter().rev().find(|c| !c.is_whitespace());
         if before.last() == Some(&'.') {
             if before.len() >= 2 && before[before.len() - 2].is_ascii_digit() {
-                return Completion {
-                    cursor_start: start,
-                    cursor_end: cursor,
-                    ..Default::default()
-                };
+                return Completion { cursor_start: start, cursor_end: cursor, ..Default::default() };
             }
             for name in &self.members {
                 cands.push((name.clone(), "function", self.signature(name)));
@@ -160,18 +130,10 @@ impl Api {
                 cands.push((name.to_string(), "variable", String::new()));
             }
             for (name, is_fn) in declared_names(code) {
-                cands.push((
-                    name,
-                    if is_fn { "function" } else { "variable" },
-                    String::new(),
-                ));
+                cands.push((name, if is_fn { "function" } else { "variable" }, String::new()));
             }
             for f in fns.iter_functions() {
-                cands.push((
-                    f.name.to_string(),
-                    "function",
-                    format!("fn {}({})", f.name, f.params.join(", ")),
-                ));
+                cands.push((f.name.to_string(), "function", format!("fn {}({})", f.name, f.params.join(", "))));
             }
             for name in self.functions.keys() {
                 cands.push((name.clone(), "function", self.signature(name)));
@@ -181,33 +143,15 @@ impl Api {
             }
         }
         let mut seen = BTreeSet::new();
-        cands.retain(|(text, ..)| {
-            text.starts_with(&prefix) && !text.is_empty() && seen.insert(text.clone())
-        });
-        Completion {
-            matches: cands.iter().map(|c| c.0.clone()).collect(),
-            types: cands
-                .into_iter()
-                .map(|(_, kind, sig)| (kind.to_string(), sig))
-                .collect(),
-            cursor_start: start,
-            cursor_end: cursor,
-        }
+        cands.retain(|(text, ..)| text.starts_with(&prefix) && !text.is_empty() && seen.insert(text.clone()));
+        Completion { matches: cands.iter().map(|c| c.0.clone()).collect(), types: cands.into_iter().map(|(_, kind, sig)| (kind.to_string(), sig)).collect(), cursor_start: start, cursor_end: cursor }
     }
 
     /// Docs of the name at `cursor`, or of the function whose call the cursor is in.
-    pub(crate) fn inspect(
-        &self,
-        code: &str,
-        cursor: usize,
-        scope: &Scope,
-        fns: &AST,
-    ) -> Option<MimeBundle> {
+    pub(crate) fn inspect(&self, code: &str, cursor: usize, scope: &Scope, fns: &AST) -> Option<MimeBundle> {
         let chars: Vec<char> = code.chars().collect();
         let cursor = cursor.min(chars.len());
-        let mut name: String = chars[word_start(&chars, cursor)..word_end(&chars, cursor)]
-            .iter()
-            .collect();
+        let mut name: String = chars[word_start(&chars, cursor)..word_end(&chars, cursor)].iter().collect();
         if name.is_empty() {
             name = callee(&chars[..cursor])?;
         }
@@ -215,26 +159,17 @@ impl Api {
             let sig = format!("fn {}({})", f.name, f.params.join(", "));
             let doc: Vec<&str> = f.comments.iter().map(|c| strip_doc_marker(c)).collect();
             let doc = doc.join("\n");
-            (
-                format!("{sig}\n\n{doc}"),
-                format!("```rust\n{sig}\n```\n\n{doc}"),
-            )
+            (format!("{sig}\n\n{doc}"), format!("```rust\n{sig}\n```\n\n{doc}"))
         } else if let Some(f) = self.functions.get(&name) {
             let sigs = f.signatures.join("\n");
-            (
-                format!("{sigs}\n\n{}", f.doc),
-                format!("```rust\n{sigs}\n```\n\n{}", f.doc),
-            )
+            (format!("{sigs}\n\n{}", f.doc), format!("```rust\n{sigs}\n```\n\n{}", f.doc))
         } else if let Some(value) = scope.get(&name) {
             let mut text = value.to_string();
             if text.chars().count() > 2000 {
                 text = text.chars().take(2000).collect::<String>() + " …";
             }
             let head = format!("{name}: {}", value.type_name());
-            (
-                format!("{head}\n{text}"),
-                format!("`{head}`\n\n```\n{text}\n```"),
-            )
+            (format!("{head}\n{text}"), format!("`{head}`\n\n```\n{text}\n```"))
         } else {
             return None;
         };
@@ -245,10 +180,7 @@ impl Api {
     }
 
     fn signature(&self, name: &str) -> String {
-        self.functions
-            .get(name)
-            .and_then(|f| f.signatures.first().cloned())
-            .unwrap_or_default()
+        self.functions.get(name).and_then(|f| f.signatures.first().cloned()).unwrap_or_default()
     }
 }
 
@@ -275,10 +207,7 @@ fn callee(before: &[char]) -> Option<String> {
 
 /// Names declared in `code` (`let`, `const`, `for`, `fn`), with whether each is a function.
 fn declared_names(code: &str) -> Vec<(String, bool)> {
-    let words: Vec<&str> = code
-        .split(|c: char| !is_ident_char(c))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = code.split(|c: char| !is_ident_char(c)).filter(|w| !w.is_empty()).collect();
     words
         .windows(2)
         .filter_map(|w| match w[0] {
@@ -292,10 +221,7 @@ fn declared_names(code: &str) -> Vec<(String, bool)> {
 
 fn strip_doc_marker(line: &str) -> &str {
     let line = line.trim_start();
-    let line = line
-        .strip_prefix("///")
-        .or_else(|| line.strip_prefix("/**"))
-        .unwrap_or(line);
+    let line = line.strip_prefix("///").or_else(|| line.strip_prefix("/**")).unwrap_or(line);
     let line = line.strip_suffix("*/").unwrap_or(line);
     line.strip_prefix(' ').unwrap_or(line)
 }

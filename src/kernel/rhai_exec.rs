@@ -45,13 +45,7 @@ pub struct RhaiHooks {
 impl RhaiHooks {
     /// Hooks for a plain `Engine::new()` showing values as `text/plain`.
     pub fn new(interrupt: Arc<AtomicBool>) -> Self {
-        Self {
-            engine: Box::new(|_| Engine::new()),
-            to_mime: Box::new(plain_text_mime),
-            docs: Vec::new(),
-            option_keys: Vec::new(),
-            interrupt,
-        }
+        Self { engine: Box::new(|_| Engine::new()), to_mime: Box::new(plain_text_mime), docs: Vec::new(), option_keys: Vec::new(), interrupt }
     }
 }
 
@@ -122,15 +116,7 @@ impl RhaiExecutor {
         let to_mime = Rc::new(hooks.to_mime);
         wire_engine(&mut engine, &sink, &to_mime, &hooks.interrupt);
         let api = Api::new(&engine, hooks.docs, hooks.option_keys);
-        Self {
-            engine,
-            scope: Scope::new(),
-            fns: AST::empty(),
-            fn_sources: HashMap::new(),
-            sink,
-            to_mime,
-            api,
-        }
+        Self { engine, scope: Scope::new(), fns: AST::empty(), fn_sources: HashMap::new(), sink, to_mime, api }
     }
 
     #[cfg(test)]
@@ -142,11 +128,7 @@ impl RhaiExecutor {
     /// `let net = ...` does not keep every older model alive.
     fn drop_shadowed(&mut self) {
         let mut names = std::collections::HashSet::new();
-        if self
-            .scope
-            .iter_raw()
-            .all(|(name, ..)| names.insert(name.to_string()))
-        {
+        if self.scope.iter_raw().all(|(name, ..)| names.insert(name.to_string())) {
             return;
         }
         let entries: Vec<_> = std::mem::take(&mut self.scope).into_iter().collect();
@@ -175,10 +157,7 @@ fn wire_engine(engine: &mut Engine, sink: &Rc<Sink>, to_mime: &Rc<ToMime>, flag:
     engine.register_fn("clear_output", move |wait: bool| out.clear(wait));
     let has = |name: &str| {
         let prefix = format!("{name}(");
-        engine
-            .gen_fn_signatures(false)
-            .iter()
-            .any(|s| s.starts_with(&prefix))
+        engine.gen_fn_signatures(false).iter().any(|s| s.starts_with(&prefix))
     };
     let (has_display, has_eprint) = (has("display"), has("eprint"));
     if !has_display {
@@ -191,26 +170,17 @@ fn wire_engine(engine: &mut Engine, sink: &Rc<Sink>, to_mime: &Rc<ToMime>, flag:
     }
     if !has_eprint {
         let out = sink.clone();
-        engine.register_fn("eprint", move |x: Dynamic| {
-            out.stream("stderr", &format!("{x}\n"))
-        });
+        engine.register_fn("eprint", move |x: Dynamic| out.stream("stderr", &format!("{x}\n")));
     }
 }
 
 impl Executor for RhaiExecutor {
-    fn execute(
-        &mut self,
-        code: &str,
-        out: Rc<dyn Output>,
-    ) -> Result<Option<MimeBundle>, CellError> {
+    fn execute(&mut self, code: &str, out: Rc<dyn Output>) -> Result<Option<MimeBundle>, CellError> {
         // The kernel resets the interrupt flag before queueing the cell: resetting it
         // here could swallow an interrupt sent while the cell waited in the queue.
         *self.sink.current.borrow_mut() = Some(out);
         let _running = Running(self.sink.clone());
-        let ast = self
-            .engine
-            .compile_with_scope(&self.scope, code)
-            .map_err(|e| parse_error(&e, code))?;
+        let ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| parse_error(&e, code))?;
         let source: Rc<str> = code.into();
         for f in ast.iter_functions() {
             self.fn_sources.insert(f.name.to_string(), source.clone());
@@ -218,9 +188,7 @@ impl Executor for RhaiExecutor {
         // Functions are hoisted: they exist even if the cell fails at run time.
         let cell = self.fns.merge(&ast);
         self.fns = self.fns.merge(&ast.clone_functions_only());
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &cell);
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &cell);
         self.drop_shadowed();
         match result {
             Ok(value) if value.is_unit() => Ok(None),
@@ -256,10 +224,7 @@ fn locate(code: &str, pos: Position) -> Vec<String> {
     let prefix = format!("line {line}: ");
     let mut lines = vec![format!("{prefix}{text}")];
     if let Some(col) = pos.position() {
-        lines.push(format!(
-            "{}^",
-            " ".repeat(prefix.len() + col.saturating_sub(1))
-        ));
+        lines.push(format!("{}^", " ".repeat(prefix.len() + col.saturating_sub(1))));
     }
     lines
 }
@@ -268,18 +233,10 @@ fn parse_error(err: &ParseError, code: &str) -> CellError {
     let evalue = err.err_type().to_string();
     let mut traceback = vec![format!("{RED}ParseError{RESET}: {evalue}")];
     traceback.extend(locate(code, err.position()));
-    CellError {
-        ename: "ParseError".into(),
-        evalue,
-        traceback,
-    }
+    CellError { ename: "ParseError".into(), evalue, traceback }
 }
 
-fn runtime_error(
-    err: &EvalAltResult,
-    code: &str,
-    fn_sources: &HashMap<String, Rc<str>>,
-) -> CellError {
+fn runtime_error(err: &EvalAltResult, code: &str, fn_sources: &HashMap<String, Rc<str>>) -> CellError {
     // Walk the call chain: each frame's position is in the caller's source.
     let mut frames = Vec::new();
     let mut source: Rc<str> = code.into();
@@ -294,11 +251,7 @@ fn runtime_error(
     let (ename, evalue) = classify(err);
     let mut traceback = vec![format!("{RED}{ename}{RESET}: {evalue}")];
     traceback.extend(frames);
-    CellError {
-        ename: ename.into(),
-        evalue,
-        traceback,
-    }
+    CellError { ename: ename.into(), evalue, traceback }
 }
 
 /// Error class and message (without position) of an innermost error.
@@ -311,16 +264,9 @@ fn classify(err: &EvalAltResult) -> (&'static str, String) {
         E::ErrorVariableNotFound(..) => "VariableNotFound",
         E::ErrorFunctionNotFound(..) => "FunctionNotFound",
         E::ErrorMismatchDataType(..) | E::ErrorMismatchOutputType(..) => "TypeError",
-        E::ErrorArrayBounds(..)
-        | E::ErrorStringBounds(..)
-        | E::ErrorBitFieldBounds(..)
-        | E::ErrorIndexNotFound(..)
-        | E::ErrorPropertyNotFound(..) => "IndexError",
+        E::ErrorArrayBounds(..) | E::ErrorStringBounds(..) | E::ErrorBitFieldBounds(..) | E::ErrorIndexNotFound(..) | E::ErrorPropertyNotFound(..) => "IndexError",
         E::ErrorArithmetic(..) => "ArithmeticError",
-        E::ErrorTooManyOperations(..)
-        | E::ErrorTooManyVariables(..)
-        | E::ErrorStackOverflow(..)
-        | E::ErrorDataTooLarge(..) => "LimitError",
+        E::ErrorTooManyOperations(..) | E::ErrorTooManyVariables(..) | E::ErrorStackOverflow(..) | E::ErrorDataTooLarge(..) => "LimitError",
         _ => "RuntimeError",
     };
     let evalue = match err {

@@ -19,9 +19,7 @@ pub(crate) fn is_complete(engine: &Engine, code: &str) -> IsComplete {
     let last_line = code.trim_end().lines().count().max(1);
     let at_end = err.position().line().is_none_or(|l| l >= last_line);
     match err.err_type() {
-        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => {
-            IsComplete::Incomplete(indent)
-        }
+        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => IsComplete::Incomplete(indent),
         _ if at_end && !state.stack.is_empty() => IsComplete::Incomplete(indent),
         _ => IsComplete::Invalid,
     }
@@ -43,11 +41,7 @@ pub(crate) struct ScanState {
 }
 
 pub(crate) fn scan(chars: &[char]) -> ScanState {
-    let mut st = ScanState {
-        stack: Vec::new(),
-        in_string: false,
-        in_comment: false,
-    };
+    let mut st = ScanState { stack: Vec::new(), in_string: false, in_comment: false };
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];

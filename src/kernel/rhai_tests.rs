@@ -15,9 +15,7 @@ impl Output for Recorder {
         self.0.borrow_mut().push(format!("{name}:{text}"));
     }
     fn display(&self, data: MimeBundle, _: Option<&str>, _: bool) {
-        self.0
-            .borrow_mut()
-            .push(format!("display:{}", serde_json::Value::Object(data)));
+        self.0.borrow_mut().push(format!("display:{}", serde_json::Value::Object(data)));
     }
     fn clear(&self, wait: bool) {
         self.0.borrow_mut().push(format!("clear:{wait}"));
@@ -32,10 +30,7 @@ fn executor() -> (RhaiExecutor, Arc<AtomicBool>) {
     (RhaiExecutor::new(hooks), flag)
 }
 
-fn run(
-    ex: &mut RhaiExecutor,
-    code: &str,
-) -> (Result<Option<MimeBundle>, super::CellError>, Vec<String>) {
+fn run(ex: &mut RhaiExecutor, code: &str) -> (Result<Option<MimeBundle>, super::CellError>, Vec<String>) {
     let rec = Rc::new(Recorder::default());
     let result = ex.execute(code, rec.clone());
     let events = rec.0.borrow().clone();
@@ -43,19 +38,13 @@ fn run(
 }
 
 fn plain(result: Result<Option<MimeBundle>, super::CellError>) -> String {
-    result.unwrap().unwrap()["text/plain"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    result.unwrap().unwrap()["text/plain"].as_str().unwrap().to_string()
 }
 
 #[test]
 fn state_and_functions_persist_across_cells() {
     let (mut ex, _) = executor();
-    assert!(run(&mut ex, "fn double(x) { x * 2 } let a = 20;")
-        .0
-        .unwrap()
-        .is_none());
+    assert!(run(&mut ex, "fn double(x) { x * 2 } let a = 20;").0.unwrap().is_none());
     assert_eq!(plain(run(&mut ex, "double(a) + 2").0), "42");
     run(&mut ex, "fn triple(x) { x * 3 }").0.unwrap();
     assert_eq!(plain(run(&mut ex, "double(1) + triple(1)").0), "5");
@@ -64,10 +53,7 @@ fn state_and_functions_persist_across_cells() {
 #[test]
 fn print_streams_and_builtins_exist() {
     let (mut ex, _) = executor();
-    let (_, events) = run(
-        &mut ex,
-        "print(\"hi\"); eprint(1); display(2); clear_output();",
-    );
+    let (_, events) = run(&mut ex, "print(\"hi\"); eprint(1); display(2); clear_output();");
     assert_eq!(events[0], "stdout:hi\n");
     assert_eq!(events[1], "stderr:1\n");
     assert!(events[2].starts_with("display:"));
@@ -78,15 +64,8 @@ fn print_streams_and_builtins_exist() {
 fn errors_name_class_and_line() {
     let (mut ex, _) = executor();
     let err = run(&mut ex, "let a = 1;\nthrow \"boom\";").0.unwrap_err();
-    assert_eq!(
-        (err.ename.as_str(), err.evalue.as_str()),
-        ("RuntimeError", "boom")
-    );
-    assert!(
-        err.traceback.iter().any(|l| l == "line 2: throw \"boom\";"),
-        "{:?}",
-        err.traceback
-    );
+    assert_eq!((err.ename.as_str(), err.evalue.as_str()), ("RuntimeError", "boom"));
+    assert!(err.traceback.iter().any(|l| l == "line 2: throw \"boom\";"), "{:?}", err.traceback);
     let err = run(&mut ex, "let = 5;").0.unwrap_err();
     assert_eq!(err.ename, "ParseError");
     let err = run(&mut ex, "fn f(x) {\n  x + nope\n}").0;
@@ -94,11 +73,7 @@ fn errors_name_class_and_line() {
     let err = run(&mut ex, "f(1)").0.unwrap_err();
     assert_eq!(err.ename, "VariableNotFound");
     assert!(!err.evalue.contains("line"), "{}", err.evalue);
-    assert!(
-        err.traceback.iter().any(|l| l == "line 2:   x + nope"),
-        "{:?}",
-        err.traceback
-    );
+    assert!(err.traceback.iter().any(|l| l == "line 2:   x + nope"), "{:?}", err.traceback);
 }
 
 #[test]
@@ -131,20 +106,8 @@ fn is_complete_cases() {
     for code in ["1 + 2", "let x = 5;", "fn f() { 1 }", "", "print(\"a\")"] {
         assert_eq!(ex.is_complete(code), IsComplete::Complete, "{code:?}");
     }
-    for code in [
-        "fn f() {",
-        "let x = [1, 2,",
-        "print(1",
-        "let s = \"abc",
-        "if true {\n  1",
-        "let m = #{ a: 1,",
-        "/* open",
-    ] {
-        assert!(
-            matches!(ex.is_complete(code), IsComplete::Incomplete(_)),
-            "{code:?}: {:?}",
-            ex.is_complete(code)
-        );
+    for code in ["fn f() {", "let x = [1, 2,", "print(1", "let s = \"abc", "if true {\n  1", "let m = #{ a: 1,", "/* open"] {
+        assert!(matches!(ex.is_complete(code), IsComplete::Incomplete(_)), "{code:?}: {:?}", ex.is_complete(code));
     }
     for code in ["let = 5;", "1 2", "}", "let x = ;"] {
         assert_eq!(ex.is_complete(code), IsComplete::Invalid, "{code:?}");
@@ -154,9 +117,7 @@ fn is_complete_cases() {
 #[test]
 fn completion_contexts() {
     let (mut ex, _) = executor();
-    run(&mut ex, "let zebra_count = 1; fn zebra_fn(x) { x }")
-        .0
-        .unwrap();
+    run(&mut ex, "let zebra_count = 1; fn zebra_fn(x) { x }").0.unwrap();
     let c = ex.complete("zeb", 3);
     assert_eq!(c.matches, vec!["zebra_count", "zebra_fn"]);
     assert_eq!((c.cursor_start, c.cursor_end), (0, 3));
@@ -178,21 +139,10 @@ fn completion_contexts() {
 fn inspect_finds_docs_functions_and_variables() {
     let (mut ex, _) = executor();
     let doc = ex.inspect("print", 5).unwrap();
-    assert!(doc["text/markdown"]
-        .as_str()
-        .unwrap()
-        .contains("Prints `x`."));
+    assert!(doc["text/markdown"].as_str().unwrap().contains("Prints `x`."));
     assert!(ex.inspect("print(1, ", 9).is_some());
-    run(&mut ex, "/// Adds one.\nfn inc(x) { x + 1 } let v = 3;")
-        .0
-        .unwrap();
-    assert!(ex.inspect("inc", 1).unwrap()["text/plain"]
-        .as_str()
-        .unwrap()
-        .contains("Adds one."));
-    assert!(ex.inspect("v", 1).unwrap()["text/plain"]
-        .as_str()
-        .unwrap()
-        .starts_with("v: i64"));
+    run(&mut ex, "/// Adds one.\nfn inc(x) { x + 1 } let v = 3;").0.unwrap();
+    assert!(ex.inspect("inc", 1).unwrap()["text/plain"].as_str().unwrap().contains("Adds one."));
+    assert!(ex.inspect("v", 1).unwrap()["text/plain"].as_str().unwrap().starts_with("v: i64"));
     assert!(ex.inspect("nothing_here", 3).is_none());
 }

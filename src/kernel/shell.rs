@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jupyter_protocol::{
-    CodeMirrorMode, CommInfoReply, CompleteReply, ErrorOutput, ExecuteInput, ExecuteReply,
-    ExecuteRequest, ExecutionCount, ExecutionState, HelpLink, InterruptReply, IsCompleteReply,
-    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyError, ReplyStatus,
-    ShutdownReply,
+    CodeMirrorMode, CommInfoReply, CompleteReply, ErrorOutput, ExecuteInput, ExecuteReply, ExecuteRequest, ExecutionCount, ExecutionState, HelpLink, InterruptReply, IsCompleteReply, JupyterMessage,
+    JupyterMessageContent, KernelInfoReply, LanguageInfo, ReplyError, ReplyStatus, ShutdownReply,
 };
 use jupyter_zmq_client::KernelShellConnection;
 use serde_json::{json, Map, Value};
@@ -42,14 +40,7 @@ impl Ctx {
             }
             JupyterMessageContent::ShutdownRequest(req) => {
                 self.interrupt.store(true, Ordering::SeqCst);
-                Some(
-                    ShutdownReply {
-                        restart: req.restart,
-                        status: ReplyStatus::Ok,
-                        error: None,
-                    }
-                    .into(),
-                )
+                Some(ShutdownReply { restart: req.restart, status: ReplyStatus::Ok, error: None }.into())
             }
             _ => None,
         }
@@ -91,14 +82,8 @@ pub(crate) fn kernel_info() -> KernelInfoReply {
             codemirror_mode: Some(CodeMirrorMode::Simple("rust".into())),
             nbconvert_exporter: Some("script".into()),
         },
-        banner: format!(
-            "sparselab {} — Rhai scripting kernel",
-            env!("CARGO_PKG_VERSION")
-        ),
-        help_links: vec![HelpLink {
-            text: "Rhai language book".into(),
-            url: "https://rhai.rs/book/".into(),
-        }],
+        banner: format!("sparselab {} — Rhai scripting kernel", env!("CARGO_PKG_VERSION")),
+        help_links: vec![HelpLink { text: "Rhai language book".into(), url: "https://rhai.rs/book/".into() }],
         debugger: false,
         error: None,
     }
@@ -115,13 +100,7 @@ struct Shell {
 
 /// Serves the shell socket until the process ends.
 pub(crate) async fn serve(mut conn: KernelShellConnection, exec: ExecThread, ctx: Arc<Ctx>) {
-    let mut shell = Shell {
-        exec,
-        ctx,
-        history: History::default(),
-        count: 0,
-        aborting: false,
-    };
+    let mut shell = Shell { exec, ctx, history: History::default(), count: 0, aborting: false };
     loop {
         match wire::recv(&mut conn, "shell").await {
             Ok(incoming) => shell.handle(&mut conn, incoming, false).await,
@@ -164,27 +143,15 @@ impl Shell {
             ),
             (_, "history_request") => {
                 let history = self.history.answer(&incoming.content);
-                Some(raw_content(
-                    "history_reply",
-                    json!({"status": "ok", "history": history}),
-                ))
+                Some(raw_content("history_reply", json!({"status": "ok", "history": history})))
             }
             (JupyterMessageContent::CommInfoRequest(_), _) => Some(CommInfoReply::default().into()),
-            (
-                JupyterMessageContent::CommOpen(_)
-                | JupyterMessageContent::CommMsg(_)
-                | JupyterMessageContent::CommClose(_),
-                _,
-            ) => None,
+            (JupyterMessageContent::CommOpen(_) | JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_), _) => None,
             _ => self.ctx.common_reply(msg).or_else(|| unsupported(msg)),
         };
         // Requests already queued behind a failed cell, taken before its reply goes
         // out so that a client reacting to the error cannot race them.
-        let queued = if std::mem::take(&mut self.aborting) {
-            take_queued(conn).await
-        } else {
-            Vec::new()
-        };
+        let queued = if std::mem::take(&mut self.aborting) { take_queued(conn).await } else { Vec::new() };
         if let Some(content) = reply {
             if let Err(e) = conn.send(wire::reply(content, msg)).await {
                 log!("shell: send failed: {e}");
@@ -197,11 +164,7 @@ impl Shell {
         }
     }
 
-    async fn execute(
-        &mut self,
-        req: &ExecuteRequest,
-        msg: &JupyterMessage,
-    ) -> JupyterMessageContent {
+    async fn execute(&mut self, req: &ExecuteRequest, msg: &JupyterMessage) -> JupyterMessageContent {
         let parent = &msg.header;
         let store = req.store_history && !req.silent;
         if store {
@@ -210,18 +173,11 @@ impl Shell {
         }
         let count = ExecutionCount::new(self.count);
         if !req.silent {
-            let input = ExecuteInput {
-                code: req.code.clone(),
-                execution_count: count,
-            };
+            let input = ExecuteInput { code: req.code.clone(), execution_count: count };
             self.ctx.iopub.publish(input, parent);
         }
         self.ctx.interrupt.store(false, Ordering::SeqCst);
-        let result = match self
-            .exec
-            .execute(&req.code, self.ctx.iopub.clone(), parent.clone())
-            .await
-        {
+        let result = match self.exec.execute(&req.code, self.ctx.iopub.clone(), parent.clone()).await {
             // Native code that polls the flag returns early and the cell may end
             // normally; the user asked to stop, so report the cell as interrupted.
             Ok(_) if self.ctx.interrupt.load(Ordering::SeqCst) => Err(interrupted()),
@@ -239,20 +195,10 @@ impl Shell {
                         self.ctx.iopub.publish(execute_result(data, count), parent);
                     }
                 }
-                ExecuteReply {
-                    status: ReplyStatus::Ok,
-                    execution_count: count,
-                    payload: Vec::new(),
-                    user_expressions: Some(Default::default()),
-                    error: None,
-                }
+                ExecuteReply { status: ReplyStatus::Ok, execution_count: count, payload: Vec::new(), user_expressions: Some(Default::default()), error: None }
             }
             Err(e) => {
-                let error = ErrorOutput {
-                    ename: e.ename,
-                    evalue: e.evalue,
-                    traceback: e.traceback,
-                };
+                let error = ErrorOutput { ename: e.ename, evalue: e.evalue, traceback: e.traceback };
                 if !req.silent {
                     self.ctx.iopub.publish(error.clone(), parent);
                 }
@@ -262,11 +208,7 @@ impl Shell {
                     execution_count: count,
                     payload: Vec::new(),
                     user_expressions: Some(Default::default()),
-                    error: Some(Box::new(ReplyError {
-                        ename: error.ename,
-                        evalue: error.evalue,
-                        traceback: error.traceback,
-                    })),
+                    error: Some(Box::new(ReplyError { ename: error.ename, evalue: error.evalue, traceback: error.traceback })),
                 }
             }
         };
@@ -291,14 +233,7 @@ async fn take_queued(conn: &mut KernelShellConnection) -> Vec<Incoming> {
 }
 
 fn aborted(count: usize) -> JupyterMessageContent {
-    ExecuteReply {
-        status: ReplyStatus::Aborted,
-        execution_count: ExecutionCount::new(count),
-        payload: Vec::new(),
-        user_expressions: Some(Default::default()),
-        error: None,
-    }
-    .into()
+    ExecuteReply { status: ReplyStatus::Aborted, execution_count: ExecutionCount::new(count), payload: Vec::new(), user_expressions: Some(Default::default()), error: None }.into()
 }
 
 /// The reply, with JupyterLab's `_jupyter_types_experimental` kinds and signatures.
@@ -316,30 +251,15 @@ fn complete_reply(c: Completion) -> JupyterMessageContent {
     if !types.is_empty() {
         metadata.insert("_jupyter_types_experimental".into(), Value::Array(types));
     }
-    CompleteReply {
-        matches: c.matches,
-        cursor_start: c.cursor_start,
-        cursor_end: c.cursor_end,
-        metadata,
-        status: ReplyStatus::Ok,
-        error: None,
-    }
-    .into()
+    CompleteReply { matches: c.matches, cursor_start: c.cursor_start, cursor_end: c.cursor_end, metadata, status: ReplyStatus::Ok, error: None }.into()
 }
 
 fn interrupted() -> CellError {
     let evalue = "cell interrupted by the user".to_string();
-    CellError {
-        ename: "Interrupted".into(),
-        traceback: vec![format!("\x1b[0;31mInterrupted\x1b[0m: {evalue}")],
-        evalue,
-    }
+    CellError { ename: "Interrupted".into(), traceback: vec![format!("\x1b[0;31mInterrupted\x1b[0m: {evalue}")], evalue }
 }
 
 fn execute_result(data: MimeBundle, count: ExecutionCount) -> JupyterMessageContent {
     // Raw JSON: the typed `ExecuteResult` would serialise `"transient": null`.
-    raw_content(
-        "execute_result",
-        json!({"execution_count": count, "data": data, "metadata": {}}),
-    )
+    raw_content("execute_result", json!({"execution_count": count, "data": data, "metadata": {}}))
 }

@@ -83,7 +83,6 @@ pub struct SparseConv2d {
 impl SparseConv2d {
     /// xs: `[B, in, H, W]` -> `[B, out, H', W']`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.f_conv2d(&self.weight, self.bias.as_ref(), [self.stride], [self.padding], [1], 1)
-            .map_err(|e| Error::Shape(format!("{}: {e}", self.name)))
+        xs.f_conv2d(&self.weight, self.bias.as_ref(), [self.stride], [self.padding], [1], 1).map_err(|e| Error::Shape(format!("{}: {e}", self.name)))
     }
 }

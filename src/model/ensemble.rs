@@ -76,11 +76,20 @@ impl BatchedMlp {
     pub fn new(members: &[MlpConfig], device: Device) -> Result<Self> {
         let first = members.first().ok_or_else(|| Error::config("ensemble", "no members given"))?;
         if let Some((i, m)) = members.iter().enumerate().find(|(_, m)| m.dropout > 0.0) {
-            return Err(Error::config("dropout", format!("{} (member {i}): ensembles need dropout 0 (dropout draws from libtorch's global generator, so members could not reproduce their runs); train these networks one by one", m.dropout)));
+            return Err(Error::config(
+                "dropout",
+                format!(
+                    "{} (member {i}): ensembles need dropout 0 (dropout draws from libtorch's global generator, so members could not reproduce their runs); train these networks one by one",
+                    m.dropout
+                ),
+            ));
         }
         for (i, m) in members.iter().enumerate() {
             if let Some(((k, a), (_, b))) = architecture(m).into_iter().zip(architecture(first)).find(|(a, b)| a.1 != b.1) {
-                return Err(Error::config("ensemble", format!("member {i} differs from member 0 in {k} ({a} vs {b}); members must share input, classes, depth, width, activation, batch_norm, skip and bias")));
+                return Err(Error::config(
+                    "ensemble",
+                    format!("member {i} differs from member 0 in {k} ({a} vs {b}); members must share input, classes, depth, width, activation, batch_norm, skip and bias"),
+                ));
             }
         }
         let _guard = tch::no_grad_guard();
@@ -146,7 +155,8 @@ impl BatchedMlp {
 
     /// Active weights per member (rows) and weight layer (columns).
     pub fn active(&self) -> Vec<Vec<i64>> {
-        let per_layer: Vec<Vec<i64>> = self.layers.iter().map(|l| Vec::<i64>::try_from(l.mask.sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64).to_device(Device::Cpu)).unwrap_or_default()).collect();
+        let per_layer: Vec<Vec<i64>> =
+            self.layers.iter().map(|l| Vec::<i64>::try_from(l.mask.sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64).to_device(Device::Cpu)).unwrap_or_default()).collect();
         (0..self.len()).map(|e| per_layer.iter().map(|l| l.get(e).copied().unwrap_or(0)).collect()).collect()
     }
 
@@ -232,9 +242,7 @@ impl BatchedMlp {
             _ => (Some(v("running_mean")?), Some(v("running_var")?)),
         };
         let flat = z.f_permute([1, 0, 2])?.f_reshape([b, e * f])?;
-        let y = flat
-            .f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode != Mode::Eval, 0.1, 1e-5, true)
-            .map_err(|err| Error::Shape(format!("batch norm: {err}")))?;
+        let y = flat.f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode != Mode::Eval, 0.1, 1e-5, true).map_err(|err| Error::Shape(format!("batch norm: {err}")))?;
         Ok(y.f_view([b, e, f])?.f_permute([1, 0, 2])?)
     }
 

@@ -139,7 +139,18 @@ impl MlpConfig {
         let have = super::available_memory() as i128;
         if need > have {
             let key = if self.depth > 0 && self.width as i128 * self.width as i128 > self.input as i128 * self.classes as i128 { "width" } else { "depth" };
-            return Err(Error::config(key, format!("an MLP {}-{}x{}-{} has {weights} weights and needs about {} (weights, masks, gradients, optimizer state), more than the {} of memory available; use a smaller width or depth", self.input, self.depth, self.width, self.classes, super::human_bytes(need), super::human_bytes(have))));
+            return Err(Error::config(
+                key,
+                format!(
+                    "an MLP {}-{}x{}-{} has {weights} weights and needs about {} (weights, masks, gradients, optimizer state), more than the {} of memory available; use a smaller width or depth",
+                    self.input,
+                    self.depth,
+                    self.width,
+                    self.classes,
+                    super::human_bytes(need),
+                    super::human_bytes(have)
+                ),
+            ));
         }
         Ok(())
     }

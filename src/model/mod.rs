@@ -228,7 +228,11 @@ pub(crate) fn human_bytes(n: i128) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 { format!("{n} bytes") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 pub(crate) fn check_masks(layers: &[WeightRef<'_>], masks: &[Tensor]) -> Result<()> {

@@ -138,12 +138,18 @@ impl Block {
                 h = h.f_dropout(dropout, mode == Mode::Train)?;
             }
             let h = self.conv2.forward(&h)?;
-            let sc = match &self.shortcut { Some(c) => c.forward(&a)?, None => x.shallow_clone() };
+            let sc = match &self.shortcut {
+                Some(c) => c.forward(&a)?,
+                None => x.shallow_clone(),
+            };
             Ok(h + sc)
         } else {
             let h = self.bn1.forward(&self.conv1.forward(x)?, mode)?.relu();
             let h = self.bn2.forward(&self.conv2.forward(&h)?, mode)?;
-            let sc = match &self.shortcut { Some(c) => c.forward(x)?, None => x.shallow_clone() };
+            let sc = match &self.shortcut {
+                Some(c) => c.forward(x)?,
+                None => x.shallow_clone(),
+            };
             Ok((h + sc).relu())
         }
     }

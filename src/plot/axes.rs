@@ -46,13 +46,7 @@ impl Axis {
     /// `fixed` overrides the range; otherwise 5% margins are added like matplotlib.
     /// `len` is the axis length in logical pixels; tick density follows from it and,
     /// on horizontal axes, from the label widths so that labels never overlap.
-    pub(crate) fn new(
-        values: &[f64],
-        log: bool,
-        fixed: Option<(f64, f64)>,
-        len: f64,
-        horizontal: bool,
-    ) -> Axis {
+    pub(crate) fn new(values: &[f64], log: bool, fixed: Option<(f64, f64)>, len: f64, horizontal: bool) -> Axis {
         let (mut lo, mut hi) = min_max(values).unwrap_or((0.0, 1.0));
         if let Some((a, b)) = fixed {
             lo = a;
@@ -73,18 +67,9 @@ impl Axis {
             lo -= m;
             hi += m;
         }
-        let mut target = if horizontal {
-            (len / 70.0).round()
-        } else {
-            (len / 55.0).round()
-        }
-        .clamp(2.0, 10.0) as usize;
+        let mut target = if horizontal { (len / 70.0).round() } else { (len / 55.0).round() }.clamp(2.0, 10.0) as usize;
         loop {
-            let ticks = if log {
-                log_ticks(lo, hi, values, target)
-            } else {
-                linear_ticks(lo, hi, target)
-            };
+            let ticks = if log { log_ticks(lo, hi, values, target) } else { linear_ticks(lo, hi, target) };
             let axis = Axis { lo, hi, log, ticks };
             if target <= 2 || !axis.crowded(len, horizontal) {
                 return axis;
@@ -95,14 +80,8 @@ impl Axis {
 
     /// Whether neighbouring tick labels would touch at this axis length.
     fn crowded(&self, len: f64, horizontal: bool) -> bool {
-        let need = if horizontal {
-            self.max_label_width() + 10.0
-        } else {
-            TICK_EM * 1.8
-        };
-        self.ticks
-            .windows(2)
-            .any(|w| ((self.frac(w[1].0) - self.frac(w[0].0)) * len).abs() < need)
+        let need = if horizontal { self.max_label_width() + 10.0 } else { TICK_EM * 1.8 };
+        self.ticks.windows(2).any(|w| ((self.frac(w[1].0) - self.frac(w[0].0)) * len).abs() < need)
     }
 
     /// Position of `v` along the axis as a fraction of its length (0 at `lo`).
@@ -116,22 +95,16 @@ impl Axis {
 
     /// Widest tick label in logical pixels.
     pub(crate) fn max_label_width(&self) -> f64 {
-        self.ticks
-            .iter()
-            .map(|(_, s)| text_width(s, TICK_EM, false))
-            .fold(0.0, f64::max)
+        self.ticks.iter().map(|(_, s)| text_width(s, TICK_EM, false)).fold(0.0, f64::max)
     }
 }
 
 /// Minimum and maximum of the finite values.
 pub(crate) fn min_max(values: &[f64]) -> Option<(f64, f64)> {
-    values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(None, |acc, &v| match acc {
-            None => Some((v, v)),
-            Some((a, b)) => Some((a.min(v), b.max(v))),
-        })
+    values.iter().filter(|v| v.is_finite()).fold(None, |acc, &v| match acc {
+        None => Some((v, v)),
+        Some((a, b)) => Some((a.min(v), b.max(v))),
+    })
 }
 
 /// "Nice" linear ticks (steps of 1, 2, 2.5 or 5 × 10^k) inside [lo, hi].
@@ -142,20 +115,13 @@ pub(crate) fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<(f64, String)
     }
     let raw = span / target.max(2) as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
     if !(step > 0.0 && step.is_finite()) || last.saturating_sub(first) > 1000 {
         return vec![(lo, fmt_num(lo, 1.0))];
     }
-    (first..=last)
-        .map(|i| i as f64 * step)
-        .map(|v| (v, fmt_num(v, step)))
-        .collect()
+    (first..=last).map(|i| i as f64 * step).map(|v| (v, fmt_num(v, step))).collect()
 }
 
 /// Ticks for a log axis: powers of two when the data are powers of two, else decades
@@ -173,16 +139,10 @@ fn log_ticks(lo: f64, hi: f64, values: &[f64], target: usize) -> Vec<(f64, Strin
     }
     let mut ticks: Vec<f64> = exps.iter().map(|&e| base.powi(e)).collect();
     if !pow2 && ticks.len() < 2 {
-        ticks = (a - 1..=b)
-            .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
-            .filter(|v| *v >= lo && *v <= hi)
-            .collect();
+        ticks = (a - 1..=b).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).filter(|v| *v >= lo && *v <= hi).collect();
     }
     if ticks.len() < 2 {
-        return linear_ticks(lo, hi, target)
-            .into_iter()
-            .filter(|(v, _)| *v > 0.0)
-            .collect();
+        return linear_ticks(lo, hi, target).into_iter().filter(|(v, _)| *v > 0.0).collect();
     }
     ticks.into_iter().map(|v| (v, fmt_num(v, v))).collect()
 }
@@ -199,11 +159,7 @@ pub(crate) fn fmt_num(v: f64, step: f64) -> String {
         });
     }
     let decimals = (-(step.abs().log10().floor()) as i32).clamp(0, 8) as usize;
-    let decimals = if (step / 10f64.powi(-(decimals as i32)) - 2.5).abs() < 1e-9 {
-        decimals + 1
-    } else {
-        decimals
-    };
+    let decimals = if (step / 10f64.powi(-(decimals as i32)) - 2.5).abs() < 1e-9 { decimals + 1 } else { decimals };
     let s = format!("{v:.decimals$}");
     if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
         s[1..].to_string()
@@ -232,18 +188,9 @@ pub(crate) struct Margins {
 /// Margins for a panel with the given y tick label width and optional labels.
 pub(crate) fn panel_margins(y_tick_w: f64, title: bool, x_label: bool, y_label: bool) -> Margins {
     let left = PAD + if y_label { LABEL_EM * 1.25 + 6.0 } else { 0.0 } + y_tick_w + TICK_LEN + 5.0;
-    let bottom = TICK_LEN
-        + 5.0
-        + TICK_EM * 1.2
-        + if x_label { LABEL_EM * 1.25 + 6.0 } else { 0.0 }
-        + PAD * 0.6;
+    let bottom = TICK_LEN + 5.0 + TICK_EM * 1.2 + if x_label { LABEL_EM * 1.25 + 6.0 } else { 0.0 } + PAD * 0.6;
     let top = PAD + if title { LABEL_EM * 1.6 } else { 0.0 };
-    Margins {
-        left,
-        right: PAD * 1.6,
-        top,
-        bottom,
-    }
+    Margins { left, right: PAD * 1.6, top, bottom }
 }
 
 /// Maps data coordinates into a plot rectangle.
@@ -266,12 +213,7 @@ impl Mapper<'_> {
 }
 
 /// Draws grid lines for the given axes (either may be absent) inside `r`.
-pub(crate) fn draw_grid<DB: DrawingBackend>(
-    c: &Canvas<DB>,
-    r: Rect,
-    x: Option<&Axis>,
-    y: Option<&Axis>,
-) -> Result<(), PlotError> {
+pub(crate) fn draw_grid<DB: DrawingBackend>(c: &Canvas<DB>, r: Rect, x: Option<&Axis>, y: Option<&Axis>) -> Result<(), PlotError> {
     if let Some(x) = x {
         for (v, _) in &x.ticks {
             let px = r.x0 + x.frac(*v) * r.w();
@@ -290,13 +232,7 @@ pub(crate) fn draw_grid<DB: DrawingBackend>(
 /// Draws the frame, ticks, tick labels and axis/panel labels of a plot rectangle.
 ///
 /// `x` may be `None` for categorical x axes, which draw their own labels.
-pub(crate) fn draw_frame<DB: DrawingBackend>(
-    c: &Canvas<DB>,
-    r: Rect,
-    x: Option<&Axis>,
-    y: &Axis,
-    labels: (&str, &str, &str),
-) -> Result<(), PlotError> {
+pub(crate) fn draw_frame<DB: DrawingBackend>(c: &Canvas<DB>, r: Rect, x: Option<&Axis>, y: &Axis, labels: (&str, &str, &str)) -> Result<(), PlotError> {
     let (title, x_label, y_label) = labels;
     c.stroke_rect((r.x0, r.y0), (r.x1, r.y1), FRAME, 1.0)?;
     let tick_txt = Txt::new(TICK_EM, HAlign::Right, VAlign::Middle);
@@ -315,41 +251,17 @@ pub(crate) fn draw_frame<DB: DrawingBackend>(
     }
     let cx = (r.x0 + r.x1) / 2.0;
     let label_y = r.y1 + TICK_LEN + 5.0 + TICK_EM * 1.2 + 6.0;
-    c.text(
-        x_label,
-        cx,
-        label_y,
-        Txt::new(LABEL_EM, HAlign::Center, VAlign::Top),
-    )?;
+    c.text(x_label, cx, label_y, Txt::new(LABEL_EM, HAlign::Center, VAlign::Top))?;
     let lx = r.x0 - TICK_LEN - 5.0 - y.max_label_width() - 6.0 - LABEL_EM * 0.3;
-    c.text(
-        y_label,
-        lx,
-        (r.y0 + r.y1) / 2.0,
-        Txt::new(LABEL_EM, HAlign::Center, VAlign::Bottom).up(),
-    )?;
-    c.text(
-        title,
-        cx,
-        r.y0 - 8.0,
-        Txt::new(LABEL_EM, HAlign::Center, VAlign::Bottom),
-    )
+    c.text(y_label, lx, (r.y0 + r.y1) / 2.0, Txt::new(LABEL_EM, HAlign::Center, VAlign::Bottom).up())?;
+    c.text(title, cx, r.y0 - 8.0, Txt::new(LABEL_EM, HAlign::Center, VAlign::Bottom))
 }
 
 /// Draws the figure title centred at the top; returns the height it used.
-pub(crate) fn draw_title<DB: DrawingBackend>(
-    c: &Canvas<DB>,
-    title: &str,
-    width: f64,
-) -> Result<f64, PlotError> {
+pub(crate) fn draw_title<DB: DrawingBackend>(c: &Canvas<DB>, title: &str, width: f64) -> Result<f64, PlotError> {
     if title.is_empty() {
         return Ok(0.0);
     }
-    c.text(
-        title,
-        width / 2.0,
-        PAD + 2.0,
-        Txt::new(TITLE_EM, HAlign::Center, VAlign::Top),
-    )?;
+    c.text(title, width / 2.0, PAD + 2.0, Txt::new(TITLE_EM, HAlign::Center, VAlign::Top))?;
     Ok(PAD + TITLE_EM * 1.5)
 }

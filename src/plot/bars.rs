@@ -2,10 +2,7 @@
 
 use plotters::prelude::DrawingBackend;
 
-use super::axes::{
-    draw_frame, draw_grid, draw_title, min_max, minus_sign, panel_margins, Axis, Rect, LABEL_EM,
-    PAD, TICK_EM, TICK_LEN,
-};
+use super::axes::{draw_frame, draw_grid, draw_title, min_max, minus_sign, panel_margins, Axis, Rect, LABEL_EM, PAD, TICK_EM, TICK_LEN};
 use super::draw::{fit_text, text_width, Canvas, HAlign, Txt, VAlign};
 use super::legend::{draw_legend, legend_width, Key, LegendEntry};
 use super::style::{palette, Rgb, FRAME};
@@ -32,15 +29,7 @@ pub struct BarOptions {
 
 impl Default for BarOptions {
     fn default() -> Self {
-        BarOptions {
-            title: String::new(),
-            x_label: String::new(),
-            y_label: String::new(),
-            size: (800, 500),
-            y_range: None,
-            show_values: false,
-            decimals: 2,
-        }
+        BarOptions { title: String::new(), x_label: String::new(), y_label: String::new(), size: (800, 500), y_range: None, show_values: false, decimals: 2 }
     }
 }
 
@@ -61,13 +50,7 @@ pub struct DensityOptions {
 
 impl Default for DensityOptions {
     fn default() -> Self {
-        DensityOptions {
-            title: String::new(),
-            x_label: "layer".into(),
-            y_label: "density".into(),
-            size: (800, 500),
-            show_values: true,
-        }
+        DensityOptions { title: String::new(), x_label: "layer".into(), y_label: "density".into(), size: (800, 500), show_values: true }
     }
 }
 
@@ -89,11 +72,7 @@ pub(crate) struct BarFigure {
 /// Draws grouped bars: for each category one bar per group, with a legend of the groups.
 ///
 /// Each group is `(name, values)` with one value per category; NaN values leave a gap.
-pub fn bar_chart(
-    categories: &[String],
-    groups: &[(String, Vec<f64>)],
-    opts: &BarOptions,
-) -> Result<Chart, PlotError> {
+pub fn bar_chart(categories: &[String], groups: &[(String, Vec<f64>)], opts: &BarOptions) -> Result<Chart, PlotError> {
     let bad = |m: String| Err(PlotError::InvalidInput(format!("bar_chart: {m}")));
     if categories.is_empty() {
         return bad("no categories given".into());
@@ -103,16 +82,10 @@ pub fn bar_chart(
     }
     for (name, values) in groups {
         if values.len() != categories.len() {
-            return bad(format!(
-                "group {name:?} has {} values but there are {} categories",
-                values.len(),
-                categories.len()
-            ));
+            return bad(format!("group {name:?} has {} values but there are {} categories", values.len(), categories.len()));
         }
         if !values.iter().any(|v| v.is_finite()) {
-            return bad(format!(
-                "group {name:?} has no finite values (all NaN or infinite)"
-            ));
+            return bad(format!("group {name:?} has no finite values (all NaN or infinite)"));
         }
     }
     let range = match opts.y_range {
@@ -124,39 +97,16 @@ pub fn bar_chart(
             let (lo, hi) = (lo.min(0.0), hi.max(0.0));
             let span = if hi > lo { hi - lo } else { 1.0 };
             let head = if opts.show_values { 0.12 } else { 0.05 };
-            (
-                if lo < 0.0 { lo - span * head } else { 0.0 },
-                if hi > 0.0 || lo == 0.0 {
-                    hi + span * head
-                } else {
-                    0.0
-                },
-            )
+            (if lo < 0.0 { lo - span * head } else { 0.0 }, if hi > 0.0 || lo == 0.0 { hi + span * head } else { 0.0 })
         }
     };
-    let legend = if groups.len() > 1 {
-        groups
-            .iter()
-            .enumerate()
-            .map(|(j, g)| LegendEntry {
-                label: g.0.clone(),
-                color: palette(j),
-                key: Key::Patch,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let legend = if groups.len() > 1 { groups.iter().enumerate().map(|(j, g)| LegendEntry { label: g.0.clone(), color: palette(j), key: Key::Patch }).collect() } else { Vec::new() };
     let fig = BarFigure {
         title: opts.title.clone(),
         x_label: opts.x_label.clone(),
         y_label: opts.y_label.clone(),
         categories: categories.to_vec(),
-        groups: groups
-            .iter()
-            .enumerate()
-            .map(|(j, g)| (g.1.clone(), palette(j)))
-            .collect(),
+        groups: groups.iter().enumerate().map(|(j, g)| (g.1.clone(), palette(j))).collect(),
         legend,
         range,
         tick_max: f64::INFINITY,
@@ -167,30 +117,16 @@ pub fn bar_chart(
 }
 
 /// Draws a per-layer density vector (values in [0, 1]) as bars on a fixed 0–1 axis.
-pub fn density_bars(
-    layer_names: &[String],
-    densities: &[f64],
-    opts: &DensityOptions,
-) -> Result<Chart, PlotError> {
+pub fn density_bars(layer_names: &[String], densities: &[f64], opts: &DensityOptions) -> Result<Chart, PlotError> {
     let bad = |m: String| Err(PlotError::InvalidInput(format!("density_bars: {m}")));
     if layer_names.is_empty() {
         return bad("no layers given".into());
     }
     if layer_names.len() != densities.len() {
-        return bad(format!(
-            "{} layer names but {} densities",
-            layer_names.len(),
-            densities.len()
-        ));
+        return bad(format!("{} layer names but {} densities", layer_names.len(), densities.len()));
     }
-    if let Some((name, d)) = layer_names
-        .iter()
-        .zip(densities)
-        .find(|(_, d)| !(0.0..=1.0).contains(*d))
-    {
-        return bad(format!(
-            "density of layer {name:?} is {d}, expected a value in [0, 1]"
-        ));
+    if let Some((name, d)) = layer_names.iter().zip(densities).find(|(_, d)| !(0.0..=1.0).contains(*d)) {
+        return bad(format!("density of layer {name:?} is {d}, expected a value in [0, 1]"));
     }
     let fig = BarFigure {
         title: opts.title.clone(),
@@ -209,54 +145,26 @@ pub fn density_bars(
 
 impl BarFigure {
     /// Renders the figure into a `w`×`h` logical-pixel canvas.
-    pub(crate) fn draw<DB: DrawingBackend>(
-        &self,
-        c: &Canvas<DB>,
-        (w, h): (f64, f64),
-    ) -> Result<(), PlotError> {
+    pub(crate) fn draw<DB: DrawingBackend>(&self, c: &Canvas<DB>, (w, h): (f64, f64)) -> Result<(), PlotError> {
         let top = draw_title(c, &self.title, w)?;
         let legend_w = legend_width(&self.legend, h - top - 2.0 * PAD);
         let mut ya = Axis::new(&[], false, Some(self.range), h - top - 90.0, false);
         ya.ticks.retain(|t| t.0 <= self.tick_max);
-        let mut m = panel_margins(
-            ya.max_label_width(),
-            false,
-            !self.x_label.is_empty(),
-            !self.y_label.is_empty(),
-        );
+        let mut m = panel_margins(ya.max_label_width(), false, !self.x_label.is_empty(), !self.y_label.is_empty());
 
         // Category labels: horizontal when they fit their slot, else rotated
         // (and shortened if needed).
         let n = self.categories.len();
         let slot = (w - legend_w - m.left - m.right) / n as f64;
-        let label_w = self
-            .categories
-            .iter()
-            .map(|s| text_width(s, TICK_EM, false))
-            .fold(0.0, f64::max);
+        let label_w = self.categories.iter().map(|s| text_width(s, TICK_EM, false)).fold(0.0, f64::max);
         let rotate = label_w > slot - 6.0;
         let max_rot = (h * 0.3).max(40.0);
-        let labels: Vec<String> = if rotate {
-            self.categories
-                .iter()
-                .map(|s| fit_text(s, TICK_EM, false, max_rot))
-                .collect()
-        } else {
-            self.categories.clone()
-        };
+        let labels: Vec<String> = if rotate { self.categories.iter().map(|s| fit_text(s, TICK_EM, false, max_rot)).collect() } else { self.categories.clone() };
         if rotate {
-            let lw = labels
-                .iter()
-                .map(|s| text_width(s, TICK_EM, false))
-                .fold(0.0, f64::max);
+            let lw = labels.iter().map(|s| text_width(s, TICK_EM, false)).fold(0.0, f64::max);
             m.bottom += lw - TICK_EM * 1.2;
         }
-        let r = Rect {
-            x0: m.left,
-            y0: top + m.top,
-            x1: w - legend_w - m.right,
-            y1: h - m.bottom,
-        };
+        let r = Rect { x0: m.left, y0: top + m.top, x1: w - legend_w - m.right, y1: h - m.bottom };
         let slot = r.w() / n as f64;
         let py = |v: f64| r.y1 - ya.frac(v) * r.h();
 
@@ -270,17 +178,8 @@ impl BarFigure {
                 let x0 = r.x0 + slot * (i as f64 + 0.1) + bw * j as f64;
                 clip.fill_rect((x0, py(0.0)), (x0 + bw, py(v)), *color)?;
                 if self.show_values && value_em >= 7.0 {
-                    let (y, va) = if v >= 0.0 {
-                        (py(v) - 3.0, VAlign::Bottom)
-                    } else {
-                        (py(v) + 3.0, VAlign::Top)
-                    };
-                    clip.text(
-                        &fmt_value(v, self.decimals),
-                        x0 + bw / 2.0,
-                        y,
-                        Txt::new(value_em, HAlign::Center, va),
-                    )?;
+                    let (y, va) = if v >= 0.0 { (py(v) - 3.0, VAlign::Bottom) } else { (py(v) + 3.0, VAlign::Top) };
+                    clip.text(&fmt_value(v, self.decimals), x0 + bw / 2.0, y, Txt::new(value_em, HAlign::Center, va))?;
                 }
             }
         }
@@ -293,30 +192,14 @@ impl BarFigure {
             c.line(&[(cx, r.y1), (cx, r.y1 + TICK_LEN)], FRAME, 1.0)?;
             let y = r.y1 + TICK_LEN + 5.0;
             if rotate {
-                c.text(
-                    label,
-                    cx,
-                    y,
-                    Txt::new(TICK_EM, HAlign::Right, VAlign::Middle).up(),
-                )?;
+                c.text(label, cx, y, Txt::new(TICK_EM, HAlign::Right, VAlign::Middle).up())?;
             } else {
                 c.text(label, cx, y, Txt::new(TICK_EM, HAlign::Center, VAlign::Top))?;
             }
         }
         let xl_y = h - PAD * 0.6 - LABEL_EM * 1.25;
-        c.text(
-            &self.x_label,
-            (r.x0 + r.x1) / 2.0,
-            xl_y,
-            Txt::new(LABEL_EM, HAlign::Center, VAlign::Top),
-        )?;
-        draw_legend(
-            c,
-            &self.legend,
-            w - legend_w,
-            top + m.top,
-            h - top - 2.0 * PAD,
-        )
+        c.text(&self.x_label, (r.x0 + r.x1) / 2.0, xl_y, Txt::new(LABEL_EM, HAlign::Center, VAlign::Top))?;
+        draw_legend(c, &self.legend, w - legend_w, top + m.top, h - top - 2.0 * PAD)
     }
 }
 

@@ -10,9 +10,7 @@ use plotters::coord::Shift;
 use plotters::element::{Circle, PathElement, Polygon, Rectangle};
 use plotters::prelude::{DrawingArea, DrawingBackend};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{
-    Color, FontDesc, FontFamily, FontStyle, FontTransform, ShapeStyle, TextStyle,
-};
+use plotters::style::{Color, FontDesc, FontFamily, FontStyle, FontTransform, ShapeStyle, TextStyle};
 
 use super::geom::{clip_polygon, clip_polyline, Bounds, Pt};
 use super::style::{rgb, Marker, Rgb, TEXT, WHITE};
@@ -61,14 +59,7 @@ pub(crate) struct Txt {
 impl Txt {
     /// Plain text of `em` logical pixels, anchored as given.
     pub(crate) fn new(em: f64, h: HAlign, v: VAlign) -> Self {
-        Txt {
-            em,
-            h,
-            v,
-            up: false,
-            bold: false,
-            color: TEXT,
-        }
+        Txt { em, h, v, up: false, bold: false, color: TEXT }
     }
     pub(crate) fn bold(mut self) -> Self {
         self.bold = true;
@@ -92,16 +83,8 @@ pub(crate) fn render_err<E: std::fmt::Display>(e: E) -> PlotError {
 /// Width of `text` in logical pixels at `em` size, measured with the embedded font.
 pub(crate) fn text_width(text: &str, em: f64, bold: bool) -> f64 {
     const OVERSAMPLE: f64 = 16.0;
-    let style = if bold {
-        FontStyle::Bold
-    } else {
-        FontStyle::Normal
-    };
-    let font = FontDesc::new(
-        FontFamily::Name(FONT),
-        em * DEJAVU_HEIGHT_EM * OVERSAMPLE,
-        style,
-    );
+    let style = if bold { FontStyle::Bold } else { FontStyle::Normal };
+    let font = FontDesc::new(FontFamily::Name(FONT), em * DEJAVU_HEIGHT_EM * OVERSAMPLE, style);
     match font.box_size(text) {
         Ok((w, _)) => f64::from(w) / OVERSAMPLE,
         Err(_) => 0.6 * em * text.chars().count() as f64,
@@ -136,20 +119,12 @@ pub(crate) struct Canvas<DB: DrawingBackend> {
 impl<DB: DrawingBackend> Canvas<DB> {
     /// Wraps a root drawing area; `scale` backend pixels per logical pixel.
     pub(crate) fn new(area: DrawingArea<DB, Shift>, scale: f64, svg: bool) -> Self {
-        Canvas {
-            area,
-            scale,
-            svg,
-            off: (0, 0),
-        }
+        Canvas { area, scale, svg, off: (0, 0) }
     }
 
     /// Backend pixel (relative to this area) of a logical point, unrounded.
     fn ptf(&self, (x, y): (f64, f64)) -> Pt {
-        (
-            x * self.scale - f64::from(self.off.0),
-            y * self.scale - f64::from(self.off.1),
-        )
+        (x * self.scale - f64::from(self.off.0), y * self.scale - f64::from(self.off.1))
     }
 
     fn pt(&self, p: (f64, f64)) -> (i32, i32) {
@@ -160,12 +135,7 @@ impl<DB: DrawingBackend> Canvas<DB> {
     fn bounds(&self) -> Bounds {
         let (w, h) = self.area.dim_in_pixel();
         let m = 64.0;
-        Bounds {
-            x0: -m,
-            y0: -m,
-            x1: f64::from(w) + m,
-            y1: f64::from(h) + m,
-        }
+        Bounds { x0: -m, y0: -m, x1: f64::from(w) + m, y1: f64::from(h) + m }
     }
 
     fn width(&self, w: f64) -> u32 {
@@ -176,16 +146,8 @@ impl<DB: DrawingBackend> Canvas<DB> {
     pub(crate) fn clip(&self, x0: f64, y0: f64, x1: f64, y1: f64) -> Canvas<DB> {
         let (l, t) = self.pt((x0, y0));
         let (r, b) = self.pt((x1, y1));
-        let area = self.area.clone().shrink(
-            (l.max(0), t.max(0)),
-            ((r - l).max(1) as u32, (b - t).max(1) as u32),
-        );
-        Canvas {
-            area,
-            scale: self.scale,
-            svg: self.svg,
-            off: (self.off.0 + l.max(0), self.off.1 + t.max(0)),
-        }
+        let area = self.area.clone().shrink((l.max(0), t.max(0)), ((r - l).max(1) as u32, (b - t).max(1) as u32));
+        Canvas { area, scale: self.scale, svg: self.svg, off: (self.off.0 + l.max(0), self.off.1 + t.max(0)) }
     }
 
     /// Flushes the backend.
@@ -204,11 +166,7 @@ impl<DB: DrawingBackend> Canvas<DB> {
             return Ok(());
         }
         let em_px = t.em * self.scale;
-        let size = if self.svg {
-            em_px * 1.24
-        } else {
-            em_px * DEJAVU_HEIGHT_EM
-        };
+        let size = if self.svg { em_px * 1.24 } else { em_px * DEJAVU_HEIGHT_EM };
         // Distance from the backend's anchor (VPos::Top) down to the baseline.
         let baseline = if self.svg { 0.76 * em_px } else { size / 2.0 };
         let reference = match t.v {
@@ -218,30 +176,18 @@ impl<DB: DrawingBackend> Canvas<DB> {
         };
         let d = baseline + reference;
         let (px, py) = self.pt((x, y));
-        let (px, py) = if t.up {
-            (px - d.round() as i32, py)
-        } else {
-            (px, py - d.round() as i32)
-        };
+        let (px, py) = if t.up { (px - d.round() as i32, py) } else { (px, py - d.round() as i32) };
         let h = match t.h {
             HAlign::Left => HPos::Left,
             HAlign::Center => HPos::Center,
             HAlign::Right => HPos::Right,
         };
-        let style = if t.bold {
-            FontStyle::Bold
-        } else {
-            FontStyle::Normal
-        };
+        let style = if t.bold { FontStyle::Bold } else { FontStyle::Normal };
         let mut font = FontDesc::new(FontFamily::Name(FONT), size, style);
         if t.up {
             font = font.transform(FontTransform::Rotate270);
         }
-        let ts = TextStyle {
-            font,
-            color: rgb(t.color).to_backend_color(),
-            pos: Pos::new(h, VPos::Top),
-        };
+        let ts = TextStyle { font, color: rgb(t.color).to_backend_color(), pos: Pos::new(h, VPos::Top) };
         self.area.draw_text(text, &ts, (px, py)).map_err(render_err)
     }
 
@@ -251,30 +197,18 @@ impl<DB: DrawingBackend> Canvas<DB> {
     }
 
     /// A polyline with opacity `alpha`.
-    pub(crate) fn line_alpha(
-        &self,
-        pts: &[(f64, f64)],
-        c: Rgb,
-        alpha: f64,
-        w: f64,
-    ) -> Result<(), PlotError> {
+    pub(crate) fn line_alpha(&self, pts: &[(f64, f64)], c: Rgb, alpha: f64, w: f64) -> Result<(), PlotError> {
         if pts.len() < 2 {
             return Ok(());
         }
-        let style = ShapeStyle {
-            color: rgb(c).mix(alpha),
-            filled: false,
-            stroke_width: self.width(w),
-        };
+        let style = ShapeStyle { color: rgb(c).mix(alpha), filled: false, stroke_width: self.width(w) };
         let pts: Vec<Pt> = pts.iter().map(|&q| self.ptf(q)).collect();
         for run in clip_polyline(&pts, &self.bounds()) {
             let mut p: Vec<(i32, i32)> = run.into_iter().map(round).collect();
             // plotters turns thick paths into polygons and breaks on zero-length segments.
             p.dedup();
             if p.len() >= 2 {
-                self.area
-                    .draw(&PathElement::new(p, style))
-                    .map_err(render_err)?;
+                self.area.draw(&PathElement::new(p, style)).map_err(render_err)?;
             }
         }
         Ok(())
@@ -282,24 +216,12 @@ impl<DB: DrawingBackend> Canvas<DB> {
 
     /// A filled rectangle between two corners.
     pub(crate) fn fill_rect(&self, a: (f64, f64), b: (f64, f64), c: Rgb) -> Result<(), PlotError> {
-        let style = ShapeStyle {
-            color: rgb(c).to_rgba(),
-            filled: true,
-            stroke_width: 0,
-        };
-        self.area
-            .draw(&Rectangle::new([self.pt(a), self.pt(b)], style))
-            .map_err(render_err)
+        let style = ShapeStyle { color: rgb(c).to_rgba(), filled: true, stroke_width: 0 };
+        self.area.draw(&Rectangle::new([self.pt(a), self.pt(b)], style)).map_err(render_err)
     }
 
     /// A rectangle outline whose stroke is centred on the given corners.
-    pub(crate) fn stroke_rect(
-        &self,
-        a: (f64, f64),
-        b: (f64, f64),
-        c: Rgb,
-        w: f64,
-    ) -> Result<(), PlotError> {
+    pub(crate) fn stroke_rect(&self, a: (f64, f64), b: (f64, f64), c: Rgb, w: f64) -> Result<(), PlotError> {
         // Four separate segments (plotters' thick closed paths can drop edges), extended
         // by half the stroke so the corners are square.
         let (x0, x1, y0, y1) = (a.0.min(b.0), a.0.max(b.0), a.1.min(b.1), a.1.max(b.1));
@@ -316,17 +238,12 @@ impl<DB: DrawingBackend> Canvas<DB> {
             return Ok(());
         }
         let pts: Vec<Pt> = pts.iter().map(|&q| self.ptf(q)).collect();
-        let mut p: Vec<(i32, i32)> = clip_polygon(&pts, &self.bounds())
-            .into_iter()
-            .map(round)
-            .collect();
+        let mut p: Vec<(i32, i32)> = clip_polygon(&pts, &self.bounds()).into_iter().map(round).collect();
         p.dedup();
         if p.len() < 3 {
             return Ok(());
         }
-        self.area
-            .draw(&Polygon::new(p, rgb(c).mix(alpha).filled()))
-            .map_err(render_err)
+        self.area.draw(&Polygon::new(p, rgb(c).mix(alpha).filled())).map_err(render_err)
     }
 
     /// A filled circle of logical radius `r`.
@@ -335,44 +252,18 @@ impl<DB: DrawingBackend> Canvas<DB> {
             return Ok(());
         }
         let style = rgb(c).filled();
-        self.area
-            .draw(&Circle::new(self.pt(center), self.width(r), style))
-            .map_err(render_err)
+        self.area.draw(&Circle::new(self.pt(center), self.width(r), style)).map_err(render_err)
     }
 
     /// A marker of the given shape, outlined in white so overlapping markers stay readable.
-    pub(crate) fn marker(
-        &self,
-        shape: Marker,
-        (x, y): (f64, f64),
-        r: f64,
-        c: Rgb,
-    ) -> Result<(), PlotError> {
+    pub(crate) fn marker(&self, shape: Marker, (x, y): (f64, f64), r: f64, c: Rgb) -> Result<(), PlotError> {
         let outline = (r * 0.25).max(0.6);
         let shape_pts = |r: f64| -> Vec<(f64, f64)> {
             match shape {
-                Marker::Square => vec![
-                    (x - r * 0.85, y - r * 0.85),
-                    (x + r * 0.85, y - r * 0.85),
-                    (x + r * 0.85, y + r * 0.85),
-                    (x - r * 0.85, y + r * 0.85),
-                ],
-                Marker::Triangle => vec![
-                    (x, y - r * 1.15),
-                    (x + r * 1.05, y + r * 0.7),
-                    (x - r * 1.05, y + r * 0.7),
-                ],
-                Marker::Diamond => vec![
-                    (x, y - r * 1.2),
-                    (x + r * 0.95, y),
-                    (x, y + r * 1.2),
-                    (x - r * 0.95, y),
-                ],
-                Marker::TriangleDown => vec![
-                    (x, y + r * 1.15),
-                    (x + r * 1.05, y - r * 0.7),
-                    (x - r * 1.05, y - r * 0.7),
-                ],
+                Marker::Square => vec![(x - r * 0.85, y - r * 0.85), (x + r * 0.85, y - r * 0.85), (x + r * 0.85, y + r * 0.85), (x - r * 0.85, y + r * 0.85)],
+                Marker::Triangle => vec![(x, y - r * 1.15), (x + r * 1.05, y + r * 0.7), (x - r * 1.05, y + r * 0.7)],
+                Marker::Diamond => vec![(x, y - r * 1.2), (x + r * 0.95, y), (x, y + r * 1.2), (x - r * 0.95, y)],
+                Marker::TriangleDown => vec![(x, y + r * 1.15), (x + r * 1.05, y - r * 0.7), (x - r * 1.05, y - r * 0.7)],
                 Marker::Circle => Vec::new(),
             }
         };

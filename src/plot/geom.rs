@@ -31,12 +31,7 @@ impl Bounds {
 fn clip_segment(a: Pt, b: Pt, r: &Bounds) -> Option<(Pt, Pt)> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [
-        (-dx, a.0 - r.x0),
-        (dx, r.x1 - a.0),
-        (-dy, a.1 - r.y0),
-        (dy, r.y1 - a.1),
-    ] {
+    for (p, q) in [(-dx, a.0 - r.x0), (dx, r.x1 - a.0), (-dy, a.1 - r.y0), (dy, r.y1 - a.1)] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -53,10 +48,7 @@ fn clip_segment(a: Pt, b: Pt, r: &Bounds) -> Option<(Pt, Pt)> {
     if t0 > t1 || t0.is_nan() || t1.is_nan() {
         return None;
     }
-    Some((
-        (a.0 + t0 * dx, a.1 + t0 * dy),
-        (a.0 + t1 * dx, a.1 + t1 * dy),
-    ))
+    Some(((a.0 + t0 * dx, a.1 + t0 * dy), (a.0 + t1 * dx, a.1 + t1 * dy)))
 }
 
 /// Splits a polyline into the runs of it that lie inside the rectangle.
@@ -131,12 +123,7 @@ pub(crate) fn clip_polygon(pts: &[Pt], r: &Bounds) -> Vec<Pt> {
 mod tests {
     use super::*;
 
-    const R: Bounds = Bounds {
-        x0: 0.0,
-        y0: 0.0,
-        x1: 10.0,
-        y1: 10.0,
-    };
+    const R: Bounds = Bounds { x0: 0.0, y0: 0.0, x1: 10.0, y1: 10.0 };
 
     #[test]
     fn polyline_is_cut_at_the_border() {
@@ -148,13 +135,8 @@ mod tests {
 
     #[test]
     fn polygon_is_clipped_to_the_rectangle() {
-        let p = clip_polygon(
-            &[(-5.0, -5.0), (15.0, -5.0), (15.0, 15.0), (-5.0, 15.0)],
-            &R,
-        );
+        let p = clip_polygon(&[(-5.0, -5.0), (15.0, -5.0), (15.0, 15.0), (-5.0, 15.0)], &R);
         assert_eq!(p.len(), 4);
-        assert!(p
-            .iter()
-            .all(|q| q.0 >= 0.0 && q.0 <= 10.0 && q.1 >= 0.0 && q.1 <= 10.0));
+        assert!(p.iter().all(|q| q.0 >= 0.0 && q.0 <= 10.0 && q.1 >= 0.0 && q.1 <= 10.0));
     }
 }

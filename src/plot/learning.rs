@@ -22,14 +22,7 @@ pub struct LearningCurveOptions {
 
 impl Default for LearningCurveOptions {
     fn default() -> Self {
-        LearningCurveOptions {
-            title: String::new(),
-            x_label: "epoch".into(),
-            loss_label: "loss".into(),
-            metric_label: "accuracy".into(),
-            size: (800, 500),
-            log_loss: false,
-        }
+        LearningCurveOptions { title: String::new(), x_label: "epoch".into(), loss_label: "loss".into(), metric_label: "accuracy".into(), size: (800, 500), log_loss: false }
     }
 }
 
@@ -41,43 +34,19 @@ impl Default for LearningCurveOptions {
 /// the legend entry "train".
 pub fn learning_curves(series: &[Series], opts: &LearningCurveOptions) -> Result<Chart, PlotError> {
     if series.is_empty() {
-        return Err(PlotError::InvalidInput(
-            "learning_curves: no series given".into(),
-        ));
+        return Err(PlotError::InvalidInput("learning_curves: no series given".into()));
     }
     let is_loss = |s: &Series| s.name.to_lowercase().contains("loss");
     for s in series {
         check_series(s, false, opts.log_loss && is_loss(s))?;
     }
     let (loss, other): (Vec<&Series>, Vec<&Series>) = series.iter().partition(|s| is_loss(s));
-    let groups: Vec<(Vec<&Series>, &String, bool)> = [
-        (loss, &opts.loss_label, opts.log_loss),
-        (other, &opts.metric_label, false),
-    ]
-    .into_iter()
-    .filter(|g| !g.0.is_empty())
-    .collect();
-    let keyed = groups
-        .iter()
-        .map(|g| {
-            g.0.iter()
-                .map(|s| (legend_key(&s.name), (*s).clone()))
-                .collect()
-        })
-        .collect();
+    let groups: Vec<(Vec<&Series>, &String, bool)> = [(loss, &opts.loss_label, opts.log_loss), (other, &opts.metric_label, false)].into_iter().filter(|g| !g.0.is_empty()).collect();
+    let keyed = groups.iter().map(|g| g.0.iter().map(|s| (legend_key(&s.name), (*s).clone())).collect()).collect();
     let long = series.iter().any(|s| s.points.len() > 30);
     let style = Style::Lines { markers: !long };
     let (styled, legend) = assign_styles(keyed, style);
-    let panels: Vec<Panel> = groups
-        .iter()
-        .zip(styled)
-        .map(|(g, series)| Panel {
-            title: String::new(),
-            y_label: g.1.clone(),
-            log_y: g.2,
-            series,
-        })
-        .collect();
+    let panels: Vec<Panel> = groups.iter().zip(styled).map(|(g, series)| Panel { title: String::new(), y_label: g.1.clone(), log_y: g.2, series }).collect();
     let fig = XyFigure {
         title: opts.title.clone(),
         x_label: opts.x_label.clone(),
@@ -99,12 +68,7 @@ pub fn learning_curves(series: &[Series], opts: &LearningCurveOptions) -> Result
 ///
 /// Names that are only a metric word stay as they are.
 fn legend_key(name: &str) -> String {
-    let words: Vec<&str> = name
-        .split(['_', '-', ' ', '/', '.'])
-        .filter(|w| {
-            !w.is_empty() && !matches!(w.to_lowercase().as_str(), "loss" | "acc" | "accuracy")
-        })
-        .collect();
+    let words: Vec<&str> = name.split(['_', '-', ' ', '/', '.']).filter(|w| !w.is_empty() && !matches!(w.to_lowercase().as_str(), "loss" | "acc" | "accuracy")).collect();
     if words.is_empty() {
         name.to_string()
     } else {

@@ -38,12 +38,7 @@ pub(crate) fn legend_width(entries: &[LegendEntry], avail_h: f64) -> f64 {
         return 0.0;
     }
     let (cols, _) = legend_grid(entries.len(), avail_h);
-    let col_w = entries
-        .iter()
-        .map(|e| text_width(&e.label, LEGEND_EM, false))
-        .fold(0.0, f64::max)
-        + KEY_W
-        + 8.0;
+    let col_w = entries.iter().map(|e| text_width(&e.label, LEGEND_EM, false)).fold(0.0, f64::max) + KEY_W + 8.0;
     cols as f64 * col_w + 2.0 * 8.0 + PAD
 }
 
@@ -54,23 +49,12 @@ fn legend_grid(n: usize, avail_h: f64) -> (usize, usize) {
 }
 
 /// Draws a boxed legend with its top-left corner at (x, y).
-pub(crate) fn draw_legend<DB: DrawingBackend>(
-    c: &Canvas<DB>,
-    entries: &[LegendEntry],
-    x: f64,
-    y: f64,
-    avail_h: f64,
-) -> Result<(), PlotError> {
+pub(crate) fn draw_legend<DB: DrawingBackend>(c: &Canvas<DB>, entries: &[LegendEntry], x: f64, y: f64, avail_h: f64) -> Result<(), PlotError> {
     if entries.is_empty() {
         return Ok(());
     }
     let (cols, rows) = legend_grid(entries.len(), avail_h);
-    let col_w = entries
-        .iter()
-        .map(|e| text_width(&e.label, LEGEND_EM, false))
-        .fold(0.0, f64::max)
-        + KEY_W
-        + 8.0;
+    let col_w = entries.iter().map(|e| text_width(&e.label, LEGEND_EM, false)).fold(0.0, f64::max) + KEY_W + 8.0;
     let (w, h) = (cols as f64 * col_w + 10.0, rows as f64 * ROW_H + 8.0);
     c.fill_rect((x, y), (x + w, y + h), WHITE)?;
     c.stroke_rect((x, y), (x + w, y + h), (204, 204, 204), 1.0)?;
@@ -87,12 +71,7 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
             Key::Point(m) => c.marker(m, mid, 4.0, e.color)?,
             Key::Patch => c.fill_rect((mid.0 - 7.0, ey - 6.0), (mid.0 + 7.0, ey + 6.0), e.color)?,
         }
-        c.text(
-            &e.label,
-            ex + KEY_W + 6.0,
-            ey,
-            Txt::new(LEGEND_EM, HAlign::Left, VAlign::Middle),
-        )?;
+        c.text(&e.label, ex + KEY_W + 6.0, ey, Txt::new(LEGEND_EM, HAlign::Left, VAlign::Middle))?;
     }
     Ok(())
 }
@@ -107,22 +86,13 @@ pub(crate) struct ColorBar<'a> {
 }
 
 /// Draws a vertical colour bar in `r` (low values at the bottom) with ticks on its right.
-pub(crate) fn draw_colorbar<DB: DrawingBackend>(
-    c: &Canvas<DB>,
-    r: Rect,
-    bar: &ColorBar,
-    color: impl Fn(f64) -> Rgb,
-) -> Result<(), PlotError> {
+pub(crate) fn draw_colorbar<DB: DrawingBackend>(c: &Canvas<DB>, r: Rect, bar: &ColorBar, color: impl Fn(f64) -> Rgb) -> Result<(), PlotError> {
     const STEPS: usize = 128;
     let (lo, hi) = bar.range;
     for k in 0..STEPS {
         let (t0, t1) = (k as f64 / STEPS as f64, (k + 1) as f64 / STEPS as f64);
         let fill = color(lo + (t0 + t1) / 2.0 * (hi - lo));
-        c.fill_rect(
-            (r.x0, r.y1 - t1 * r.h() - 0.5),
-            (r.x1, r.y1 - t0 * r.h()),
-            fill,
-        )?;
+        c.fill_rect((r.x0, r.y1 - t1 * r.h() - 0.5), (r.x1, r.y1 - t0 * r.h()), fill)?;
     }
     c.stroke_rect((r.x0, r.y0), (r.x1, r.y1), FRAME, 1.0)?;
     let mut tw: f64 = 0.0;

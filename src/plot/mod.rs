@@ -86,11 +86,7 @@ pub struct Series {
 impl Series {
     /// A series without error band.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series {
-            name: name.into(),
-            points,
-            err: None,
-        }
+        Series { name: name.into(), points, err: None }
     }
 
     /// Adds a ± error (one value per point).
@@ -123,15 +119,9 @@ impl Chart {
     fn new(size: (u32, u32), figure: Figure) -> Result<Chart, PlotError> {
         let (width, height) = size;
         if !(64..=8192).contains(&width) || !(64..=8192).contains(&height) {
-            return Err(PlotError::InvalidInput(format!(
-                "chart size {width}x{height} is out of range: each side must be 64..=8192 pixels"
-            )));
+            return Err(PlotError::InvalidInput(format!("chart size {width}x{height} is out of range: each side must be 64..=8192 pixels")));
         }
-        Ok(Chart {
-            width,
-            height,
-            figure,
-        })
+        Ok(Chart { width, height, figure })
     }
 
     /// Width and height in pixels.
@@ -139,10 +129,7 @@ impl Chart {
         (self.width, self.height)
     }
 
-    fn draw<DB: plotters::prelude::DrawingBackend>(
-        &self,
-        c: &draw::Canvas<DB>,
-    ) -> Result<(), PlotError> {
+    fn draw<DB: plotters::prelude::DrawingBackend>(&self, c: &draw::Canvas<DB>) -> Result<(), PlotError> {
         c.fill(style::WHITE)?;
         let size = (f64::from(self.width), f64::from(self.height));
         match &self.figure {
@@ -158,8 +145,7 @@ impl Chart {
         register_fonts()?;
         let mut out = String::new();
         {
-            let root =
-                SVGBackend::with_string(&mut out, (self.width, self.height)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut out, (self.width, self.height)).into_drawing_area();
             self.draw(&draw::Canvas::new(root, 1.0, true))?;
         }
         Ok(out)
@@ -168,11 +154,7 @@ impl Chart {
     /// Renders the chart as encoded PNG bytes of exactly [`Chart::size`] pixels.
     pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
         register_fonts()?;
-        let ss = if u64::from(self.width) * u64::from(self.height) <= 16_000_000 {
-            SUPERSAMPLE
-        } else {
-            1
-        };
+        let ss = if u64::from(self.width) * u64::from(self.height) <= 16_000_000 { SUPERSAMPLE } else { 1 };
         let (w, h) = (self.width * ss, self.height * ss);
         let mut buf = vec![255u8; w as usize * h as usize * 3];
         {
@@ -185,25 +167,13 @@ impl Chart {
 
     /// Writes the chart to `path`, choosing PNG or SVG by the file extension.
     pub fn save(&self, path: &Path) -> Result<(), PlotError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let bytes = match ext.as_str() {
             "png" => self.to_png()?,
             "svg" => self.to_svg()?.into_bytes(),
-            _ => {
-                return Err(PlotError::UnsupportedExtension {
-                    path: path.to_path_buf(),
-                    ext,
-                })
-            }
+            _ => return Err(PlotError::UnsupportedExtension { path: path.to_path_buf(), ext }),
         };
-        std::fs::write(path, bytes).map_err(|source| PlotError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        std::fs::write(path, bytes).map_err(|source| PlotError::Io { path: path.to_path_buf(), source })
     }
 }
 
@@ -213,26 +183,18 @@ static FONT_BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf
 /// Registers the embedded DejaVu Sans (regular and bold) as plotters' "sans-serif", once.
 pub(crate) fn register_fonts() -> Result<(), PlotError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(draw::FONT, FontStyle::Normal, FONT_REGULAR).is_ok()
-            && plotters::style::register_font(draw::FONT, FontStyle::Bold, FONT_BOLD).is_ok()
-    });
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(draw::FONT, FontStyle::Normal, FONT_REGULAR).is_ok() && plotters::style::register_font(draw::FONT, FontStyle::Bold, FONT_BOLD).is_ok());
     if ok {
         Ok(())
     } else {
-        Err(PlotError::Render(
-            "embedded DejaVu Sans font could not be parsed".into(),
-        ))
+        Err(PlotError::Render("embedded DejaVu Sans font could not be parsed".into()))
     }
 }
 
 /// Checks one series: non-empty, some finite point, matching `err`, positive values on log axes.
 pub(crate) fn check_series(s: &Series, log_x: bool, log_y: bool) -> Result<(), PlotError> {
-    let name = if s.name.is_empty() {
-        "<unnamed>"
-    } else {
-        &s.name
-    };
+    let name = if s.name.is_empty() { "<unnamed>" } else { &s.name };
     let bad = |msg: String| Err(PlotError::InvalidInput(format!("series {name:?}: {msg}")));
     if s.points.is_empty() {
         return bad("has no points".into());
@@ -242,21 +204,13 @@ pub(crate) fn check_series(s: &Series, log_x: bool, log_y: bool) -> Result<(), P
     }
     if let Some(err) = &s.err {
         if err.len() != s.points.len() {
-            return bad(format!(
-                "err has {} values but there are {} points",
-                err.len(),
-                s.points.len()
-            ));
+            return bad(format!("err has {} values but there are {} points", err.len(), s.points.len()));
         }
         if let Some(e) = err.iter().find(|e| **e < 0.0) {
             return bad(format!("err must be non-negative, found {e}"));
         }
     }
-    for &(x, y) in s
-        .points
-        .iter()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-    {
+    for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
         if log_x && x <= 0.0 {
             return bad(format!("log x axis needs positive x, found {x}"));
         }

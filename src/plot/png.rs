@@ -50,11 +50,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 pub(crate) fn encode_rgb(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
     let stride = w as usize * 3;
     if rgb.len() != stride * h as usize {
-        return Err(PlotError::Render(format!(
-            "PNG buffer has {} bytes, expected {}",
-            rgb.len(),
-            stride * h as usize
-        )));
+        return Err(PlotError::Render(format!("PNG buffer has {} bytes, expected {}", rgb.len(), stride * h as usize)));
     }
     let mut raw = Vec::with_capacity((stride + 1) * h as usize);
     for row in rgb.chunks_exact(stride) {

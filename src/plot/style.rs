@@ -27,13 +27,7 @@ pub(crate) enum Marker {
 impl Marker {
     /// The `i`-th marker of the cycle.
     pub(crate) fn nth(i: usize) -> Marker {
-        [
-            Marker::Circle,
-            Marker::Square,
-            Marker::Triangle,
-            Marker::Diamond,
-            Marker::TriangleDown,
-        ][i % 5]
+        [Marker::Circle, Marker::Square, Marker::Triangle, Marker::Diamond, Marker::TriangleDown][i % 5]
     }
 }
 
@@ -88,17 +82,7 @@ pub fn pvalue_color(p: f64) -> (u8, u8, u8) {
 
 /// Viridis colour map at `t` in [0, 1].
 pub(crate) fn viridis(t: f64) -> Rgb {
-    const V: [Rgb; 9] = [
-        (68, 1, 84),
-        (71, 45, 123),
-        (59, 82, 139),
-        (44, 114, 142),
-        (33, 145, 140),
-        (40, 174, 128),
-        (94, 201, 98),
-        (173, 220, 48),
-        (253, 231, 37),
-    ];
+    const V: [Rgb; 9] = [(68, 1, 84), (71, 45, 123), (59, 82, 139), (44, 114, 142), (33, 145, 140), (40, 174, 128), (94, 201, 98), (173, 220, 48), (253, 231, 37)];
     let x = t.clamp(0.0, 1.0) * 8.0;
     let i = (x.floor() as usize).min(7);
     lerp_rgb(V[i], V[i + 1], x - i as f64)

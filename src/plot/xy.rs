@@ -75,16 +75,7 @@ pub struct ScatterOptions {
 
 impl Default for ScatterOptions {
     fn default() -> Self {
-        ScatterOptions {
-            title: String::new(),
-            x_label: String::new(),
-            y_label: String::new(),
-            size: (800, 500),
-            log_x: false,
-            log_y: false,
-            x_range: None,
-            y_range: None,
-        }
+        ScatterOptions { title: String::new(), x_label: String::new(), y_label: String::new(), size: (800, 500), log_x: false, log_y: false, x_range: None, y_range: None }
     }
 }
 
@@ -136,56 +127,28 @@ pub(crate) struct XyFigure {
 /// Each facet is `(title, series)`; use an empty title for none. Series with the
 /// same name get the same colour and marker in every facet. Points are joined in
 /// order of x; non-finite points are skipped.
-pub fn line_chart(
-    facets: &[(String, Vec<Series>)],
-    opts: &LineOptions,
-) -> Result<Chart, PlotError> {
+pub fn line_chart(facets: &[(String, Vec<Series>)], opts: &LineOptions) -> Result<Chart, PlotError> {
     if facets.is_empty() {
-        return Err(PlotError::InvalidInput(
-            "line_chart: no facets given".into(),
-        ));
+        return Err(PlotError::InvalidInput("line_chart: no facets given".into()));
     }
     check_range("x_range", opts.x_range, opts.log_x)?;
     check_range("y_range", opts.y_range, opts.log_y)?;
     let mut keyed = Vec::new();
     for (title, series) in facets {
         if series.is_empty() {
-            return Err(PlotError::InvalidInput(format!(
-                "line_chart: facet {title:?} has no series"
-            )));
+            return Err(PlotError::InvalidInput(format!("line_chart: facet {title:?} has no series")));
         }
         for s in series {
             check_series(s, opts.log_x, opts.log_y)?;
         }
         keyed.push(series.iter().map(|s| (s.name.clone(), s.clone())).collect());
     }
-    let long = facets
-        .iter()
-        .flat_map(|f| &f.1)
-        .any(|s| s.points.len() > 60);
-    let style = Style::Lines {
-        markers: opts.markers && !long,
-    };
+    let long = facets.iter().flat_map(|f| &f.1).any(|s| s.points.len() > 60);
+    let style = Style::Lines { markers: opts.markers && !long };
     let (styled, legend) = assign_styles(keyed, style);
-    let panels = facets
-        .iter()
-        .zip(styled)
-        .map(|((title, _), series)| Panel {
-            title: title.clone(),
-            y_label: opts.y_label.clone(),
-            log_y: opts.log_y,
-            series,
-        })
-        .collect::<Vec<_>>();
+    let panels = facets.iter().zip(styled).map(|((title, _), series)| Panel { title: title.clone(), y_label: opts.y_label.clone(), log_y: opts.log_y, series }).collect::<Vec<_>>();
     let n = panels.len();
-    let columns = opts
-        .columns
-        .unwrap_or(if n <= 3 {
-            n
-        } else {
-            (n as f64).sqrt().ceil() as usize
-        })
-        .clamp(1, n);
+    let columns = opts.columns.unwrap_or(if n <= 3 { n } else { (n as f64).sqrt().ceil() as usize }).clamp(1, n);
     let fig = XyFigure {
         title: opts.title.clone(),
         x_label: opts.x_label.clone(),
@@ -215,12 +178,7 @@ pub fn scatter(series: &[Series], opts: &ScatterOptions) -> Result<Chart, PlotEr
     }
     let keyed = vec![series.iter().map(|s| (s.name.clone(), s.clone())).collect()];
     let (mut styled, legend) = assign_styles(keyed, Style::Points);
-    let panel = Panel {
-        title: String::new(),
-        y_label: opts.y_label.clone(),
-        log_y: opts.log_y,
-        series: styled.remove(0),
-    };
+    let panel = Panel { title: String::new(), y_label: opts.y_label.clone(), log_y: opts.log_y, series: styled.remove(0) };
     let fig = XyFigure {
         title: opts.title.clone(),
         x_label: opts.x_label.clone(),
@@ -240,12 +198,8 @@ pub fn scatter(series: &[Series], opts: &ScatterOptions) -> Result<Chart, PlotEr
 
 pub(super) fn check_range(what: &str, r: Option<(f64, f64)>, log: bool) -> Result<(), PlotError> {
     match r {
-        Some((a, b)) if !(a.is_finite() && b.is_finite() && a < b) => Err(PlotError::InvalidInput(
-            format!("{what} ({a}, {b}) must be finite with low < high"),
-        )),
-        Some((a, _)) if log && a <= 0.0 => Err(PlotError::InvalidInput(format!(
-            "{what} starts at {a} but the axis is logarithmic"
-        ))),
+        Some((a, b)) if !(a.is_finite() && b.is_finite() && a < b) => Err(PlotError::InvalidInput(format!("{what} ({a}, {b}) must be finite with low < high"))),
+        Some((a, _)) if log && a <= 0.0 => Err(PlotError::InvalidInput(format!("{what} starts at {a} but the axis is logarithmic"))),
         _ => Ok(()),
     }
 }
@@ -253,10 +207,7 @@ pub(super) fn check_range(what: &str, r: Option<(f64, f64)>, log: bool) -> Resul
 /// Gives every distinct legend key a colour and marker.
 ///
 /// Returns the styled series of each group and the legend rows.
-pub(super) fn assign_styles(
-    groups: Vec<Vec<(String, Series)>>,
-    style: Style,
-) -> (Vec<Vec<Styled>>, Vec<LegendEntry>) {
+pub(super) fn assign_styles(groups: Vec<Vec<(String, Series)>>, style: Style) -> (Vec<Vec<Styled>>, Vec<LegendEntry>) {
     let mut keys: Vec<Option<String>> = Vec::new();
     let mut legend = Vec::new();
     let styled = groups
@@ -264,10 +215,7 @@ pub(super) fn assign_styles(
         .map(|g| {
             g.into_iter()
                 .map(|(key, s)| {
-                    let idx = match keys
-                        .iter()
-                        .position(|k| k.as_deref() == Some(key.as_str()) && !key.is_empty())
-                    {
+                    let idx = match keys.iter().position(|k| k.as_deref() == Some(key.as_str()) && !key.is_empty()) {
                         Some(i) => i,
                         None => {
                             keys.push((!key.is_empty()).then(|| key.clone()));
@@ -281,11 +229,7 @@ pub(super) fn assign_styles(
                             Style::Lines { markers: false } => Key::PlainLine,
                             Style::Points => Key::Point(marker),
                         };
-                        legend.push(LegendEntry {
-                            label: key,
-                            color,
-                            key: k,
-                        });
+                        legend.push(LegendEntry { label: key, color, key: k });
                     }
                     Styled { s, color, marker }
                 })

@@ -97,7 +97,11 @@ pub fn bar_groups(f: &Frame, x: &str, y: &str, series: Option<&str>) -> Result<(
             let vals = (0..cats.len())
                 .map(|ci| {
                     let v: Vec<f64> = (0..f.height()).filter(|&r| cidx[r] == ci && gidx[r] == gi && ys[r].is_finite()).map(|r| ys[r]).collect();
-                    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+                    if v.is_empty() {
+                        f64::NAN
+                    } else {
+                        v.iter().sum::<f64>() / v.len() as f64
+                    }
                 })
                 .collect();
             (if g.is_empty() { y.to_string() } else { g.clone() }, vals)

@@ -90,10 +90,7 @@ impl Frame {
 
     /// Sorted by `column`.
     pub fn sort(&self, column: &str, descending: bool) -> Result<Frame> {
-        self.0
-            .sort([column], SortMultipleOptions::default().with_order_descending(descending))
-            .map(Frame)
-            .map_err(|e| self.column_error(column, e))
+        self.0.sort([column], SortMultipleOptions::default().with_order_descending(descending)).map(Frame).map_err(|e| self.column_error(column, e))
     }
 
     fn column_error(&self, column: &str, e: PolarsError) -> Error {
@@ -114,12 +111,14 @@ impl Frame {
     /// A column's values as strings (nulls as empty).
     pub fn str_column(&self, column: &str) -> Result<Vec<String>> {
         let c = self.0.column(column).map_err(|e| self.column_error(column, e))?;
-        Ok((0..c.len()).map(|i| match c.get(i) {
-            Ok(AnyValue::String(s)) => s.to_string(),
-            Ok(AnyValue::StringOwned(s)) => s.to_string(),
-            Ok(AnyValue::Null) | Err(_) => String::new(),
-            Ok(v) => v.to_string(),
-        }).collect())
+        Ok((0..c.len())
+            .map(|i| match c.get(i) {
+                Ok(AnyValue::String(s)) => s.to_string(),
+                Ok(AnyValue::StringOwned(s)) => s.to_string(),
+                Ok(AnyValue::Null) | Err(_) => String::new(),
+                Ok(v) => v.to_string(),
+            })
+            .collect())
     }
 
     /// Cell values of a column as polars AnyValues converted by `f`.
@@ -153,12 +152,7 @@ impl Frame {
 
     /// Reads CSV with a header row.
     pub fn read_csv(path: &Path) -> Result<Frame> {
-        CsvReadOptions::default()
-            .with_has_header(true)
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map(Frame)
-            .map_err(|e| Error::data(path, e.to_string()))
+        CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(path.to_path_buf())).and_then(|r| r.finish()).map(Frame).map_err(|e| Error::data(path, e.to_string()))
     }
 
     /// Reads Parquet.

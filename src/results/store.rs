@@ -38,7 +38,13 @@ fn check_format(dir: &Path) -> Result<()> {
         }
     };
     if found != STORE_FORMAT {
-        return Err(Error::data(dir, format!("this run store has format {found}; sparselab {} reads format {STORE_FORMAT}, so none of its records can be reused: run into a new --out directory, or delete this store", crate::version())));
+        return Err(Error::data(
+            dir,
+            format!(
+                "this run store has format {found}; sparselab {} reads format {STORE_FORMAT}, so none of its records can be reused: run into a new --out directory, or delete this store",
+                crate::version()
+            ),
+        ));
     }
     Ok(())
 }

@@ -48,7 +48,11 @@ fn numbers(a: &Array, what: &str) -> RhaiResult<Vec<f64>> {
 
 pub(crate) fn read_path(ctx: &Context, p: &str) -> PathBuf {
     let in_run = ctx.out_dir.join(p);
-    if in_run.exists() { in_run } else { PathBuf::from(p) }
+    if in_run.exists() {
+        in_run
+    } else {
+        PathBuf::from(p)
+    }
 }
 
 /// Registers `dataset`, the DataFrame type and its methods, `read_csv`, `read_parquet`,

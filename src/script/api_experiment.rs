@@ -5,8 +5,8 @@ use super::api_train::train_config;
 use super::config::Opts;
 use super::{rt, Context};
 use crate::experiment::{correlation_chart, gradflow_correlation, grid_frame, grid_runs_frame, sc_sdc, sc_sdc_grid, twins, GridAxes, InitFan, PruneConfig, ScSdcConfig, Scope, INIT_FANS};
-use crate::results::Frame;
 use crate::model::{MlpConfig, Tracked};
+use crate::results::Frame;
 use crate::Error;
 use rhai::{Dynamic, Engine, Map};
 use std::rc::Rc;
@@ -53,7 +53,9 @@ fn strings(v: Option<Dynamic>, key: &str) -> crate::Result<Vec<String>> {
     match v {
         None => Ok(vec![]),
         Some(v) if v.is_string() => Ok(vec![v.to_string()]),
-        Some(v) => v.clone().try_cast::<rhai::Array>().map(|a| a.iter().map(|x| x.to_string()).collect()).ok_or_else(|| Error::config(key, format!("expected a string or an array of strings, got {v}"))),
+        Some(v) => {
+            v.clone().try_cast::<rhai::Array>().map(|a| a.iter().map(|x| x.to_string()).collect()).ok_or_else(|| Error::config(key, format!("expected a string or an array of strings, got {v}")))
+        }
     }
 }
 
@@ -96,7 +98,11 @@ fn correlation(runs: &Frame, opts: Map) -> crate::Result<Map> {
 fn prune(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) -> crate::Result<super::api_train::RunHandle> {
     let mut o = Opts::new("prune_train", opts);
     let d = PruneConfig::default();
-    let prune = PruneConfig { density: o.f64("density", d.density)?, prune_at: o.f64("prune_at", d.prune_at)?, scope: Scope::parse(&o.string("scope", "layer")?).map_err(|e| Error::config("scope", e.to_string()))? };
+    let prune = PruneConfig {
+        density: o.f64("density", d.density)?,
+        prune_at: o.f64("prune_at", d.prune_at)?,
+        scope: Scope::parse(&o.string("scope", "layer")?).map_err(|e| Error::config("scope", e.to_string()))?,
+    };
     let cfg = train_config(&mut o)?;
     o.finish()?;
     let run = ctx.session.prune_train(&mut net.0.borrow_mut(), &data.0, &prune, &cfg)?;
@@ -111,12 +117,12 @@ fn study(ctx: &Context, data: &DataHandle, opts: Map) -> crate::Result<Map> {
     let test = match &result.test {
         None => Dynamic::UNIT,
         Some(t) => Dynamic::from(Map::from_iter([
-        ("statistic".into(), t.statistic.into()),
-        ("n".into(), (t.n as i64).into()),
-        ("p_value".into(), t.p_value.into()),
-        ("median_diff".into(), t.median_diff.into()),
-        ("alternative".into(), t.alternative.to_string().into()),
-        ("method".into(), t.method.to_string().into()),
+            ("statistic".into(), t.statistic.into()),
+            ("n".into(), (t.n as i64).into()),
+            ("p_value".into(), t.p_value.into()),
+            ("median_diff".into(), t.median_diff.into()),
+            ("alternative".into(), t.alternative.to_string().into()),
+            ("method".into(), t.method.to_string().into()),
         ])),
     };
     Ok(Map::from_iter([("runs".into(), Dynamic::from(result.runs_frame()?)), ("test".into(), test)]))

@@ -42,7 +42,11 @@ pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Ml
         Some(v) => {
             let nums: Vec<f64> = match super::as_f64(&v) {
                 Some(x) => vec![x],
-                None => v.clone().try_cast::<rhai::Array>().and_then(|a| a.iter().map(super::as_f64).collect()).ok_or_else(|| Error::config("init_fan", format!("expected \"layer\", \"effective\", a number or numbers, got {v}")))?,
+                None => v
+                    .clone()
+                    .try_cast::<rhai::Array>()
+                    .and_then(|a| a.iter().map(super::as_f64).collect())
+                    .ok_or_else(|| Error::config("init_fan", format!("expected \"layer\", \"effective\", a number or numbers, got {v}")))?,
             };
             Some(nums.into_iter().map(Fan::Value).collect())
         }

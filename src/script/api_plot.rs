@@ -42,7 +42,15 @@ fn line(f: &Frame, opts: Map) -> crate::Result<Chart> {
     let mut o = Opts::new("line_chart", opts);
     let spec = xy_spec(&mut o)?;
     let c = common(&mut o)?;
-    let lo = LineOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| spec.x.clone()), y_label: c.y_label.unwrap_or_else(|| spec.y.clone()), size: c.size, log_x: o.bool("log_x", false)?, log_y: o.bool("log_y", false)?, ..Default::default() };
+    let lo = LineOptions {
+        title: c.title,
+        x_label: c.x_label.unwrap_or_else(|| spec.x.clone()),
+        y_label: c.y_label.unwrap_or_else(|| spec.y.clone()),
+        size: c.size,
+        log_x: o.bool("log_x", false)?,
+        log_y: o.bool("log_y", false)?,
+        ..Default::default()
+    };
     o.finish()?;
     Ok(plot::line_chart(&xy_facets(f, &spec)?, &lo)?)
 }
@@ -51,11 +59,22 @@ fn scatter(f: &Frame, opts: Map) -> crate::Result<Chart> {
     let mut o = Opts::new("scatter", opts);
     let spec = XySpec { error_std: false, facet: None, ..xy_spec(&mut o)? };
     let c = common(&mut o)?;
-    let so = ScatterOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| spec.x.clone()), y_label: c.y_label.unwrap_or_else(|| spec.y.clone()), size: c.size, log_x: o.bool("log_x", false)?, log_y: o.bool("log_y", false)?, ..Default::default() };
+    let so = ScatterOptions {
+        title: c.title,
+        x_label: c.x_label.unwrap_or_else(|| spec.x.clone()),
+        y_label: c.y_label.unwrap_or_else(|| spec.y.clone()),
+        size: c.size,
+        log_x: o.bool("log_x", false)?,
+        log_y: o.bool("log_y", false)?,
+        ..Default::default()
+    };
     o.finish()?;
     // Scatter keeps every row: no averaging over repeated x.
     let (xs, ys) = (f.f64_column(&spec.x)?, f.f64_column(&spec.y)?);
-    let names = match &spec.series { Some(s) => f.str_column(s)?, None => vec![spec.y.clone(); f.height()] };
+    let names = match &spec.series {
+        Some(s) => f.str_column(s)?,
+        None => vec![spec.y.clone(); f.height()],
+    };
     let mut series: Vec<plot::Series> = Vec::new();
     for r in 0..f.height() {
         match series.iter_mut().find(|s| s.name == names[r]) {
@@ -70,7 +89,14 @@ fn bars(f: &Frame, opts: Map) -> crate::Result<Chart> {
     let mut o = Opts::new("bar_chart", opts);
     let (x, y, series) = (required(&mut o, "x")?, required(&mut o, "y")?, o.opt_string("series")?);
     let c = common(&mut o)?;
-    let bo = BarOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| x.clone()), y_label: c.y_label.unwrap_or_else(|| y.clone()), size: c.size, show_values: o.bool("values", true)?, ..Default::default() };
+    let bo = BarOptions {
+        title: c.title,
+        x_label: c.x_label.unwrap_or_else(|| x.clone()),
+        y_label: c.y_label.unwrap_or_else(|| y.clone()),
+        size: c.size,
+        show_values: o.bool("values", true)?,
+        ..Default::default()
+    };
     o.finish()?;
     let (cats, groups) = bar_groups(f, &x, &y, series.as_deref())?;
     Ok(plot::bar_chart(&cats, &groups, &bo)?)
@@ -84,7 +110,15 @@ fn heat(f: &Frame, opts: Map) -> crate::Result<Chart> {
         _ => HeatScale::PValue,
     };
     let c = common(&mut o)?;
-    let ho = HeatmapOptions { title: c.title, x_label: c.x_label.unwrap_or_else(|| col.clone()), y_label: c.y_label.unwrap_or_else(|| row.clone()), size: c.size, scale, decimals: o.usize_in("decimals", 3, 0, 12)?, ..Default::default() };
+    let ho = HeatmapOptions {
+        title: c.title,
+        x_label: c.x_label.unwrap_or_else(|| col.clone()),
+        y_label: c.y_label.unwrap_or_else(|| row.clone()),
+        size: c.size,
+        scale,
+        decimals: o.usize_in("decimals", 3, 0, 12)?,
+        ..Default::default()
+    };
     o.finish()?;
     let (rows, cols, cells) = heat_cells(f, &row, &col, &value)?;
     Ok(plot::heatmap(&rows, &cols, &cells, &ho)?)

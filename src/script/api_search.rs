@@ -20,14 +20,16 @@ struct ScriptSearcher<'a> {
 
 impl Searcher for ScriptSearcher<'_> {
     fn propose(&mut self, history: &[Observation]) -> Result<Vec<f64>, SearchError> {
-        let h: Array = history
-            .iter()
-            .map(|o| Dynamic::from(Map::from_iter([("x".into(), Dynamic::from(o.x.iter().map(|v| Dynamic::from(*v)).collect::<Array>())), ("score".into(), o.score.into())])))
-            .collect();
+        let h: Array =
+            history.iter().map(|o| Dynamic::from(Map::from_iter([("x".into(), Dynamic::from(o.x.iter().map(|v| Dynamic::from(*v)).collect::<Array>())), ("score".into(), o.score.into())]))).collect();
         let out: Dynamic = self.f.call_within_context(self.ctx, (h,)).map_err(|e| SearchError::InvalidConfig { key: "search", message: format!("script function failed: {e}") })?;
         let arr: Vec<f64> = match as_f64(&out) {
             Some(v) => vec![v],
-            None => out.clone().try_cast::<Array>().and_then(|a| a.iter().map(as_f64).collect()).ok_or_else(|| SearchError::InvalidConfig { key: "search", message: format!("the search function must return a number or an array of numbers, got {out}") })?,
+            None => out
+                .clone()
+                .try_cast::<Array>()
+                .and_then(|a| a.iter().map(as_f64).collect())
+                .ok_or_else(|| SearchError::InvalidConfig { key: "search", message: format!("the search function must return a number or an array of numbers, got {out}") })?,
         };
         if arr.len() != self.dims {
             return Err(SearchError::DimensionMismatch { expected: self.dims, got: arr.len() });

@@ -358,8 +358,11 @@ pub fn function_docs() -> Vec<(String, String, String)> {
             }
         }
     }
-    by_name.into_iter().flat_map(|(name, sigs, docs)| {
-        let doc = docs.join("\n\n");
-        sigs.into_iter().rev().map(move |s| (name.clone(), s, doc.clone()))
-    }).collect()
+    by_name
+        .into_iter()
+        .flat_map(|(name, sigs, docs)| {
+            let doc = docs.join("\n\n");
+            sigs.into_iter().rev().map(move |s| (name.clone(), s, doc.clone()))
+        })
+        .collect()
 }

@@ -2,9 +2,9 @@
 //! STYLE rule 1), `--set` overrides, error positions and run manifests.
 pub mod api_data;
 mod api_experiment;
-mod api_search;
 pub mod api_model;
 mod api_plot;
+mod api_search;
 pub mod api_train;
 mod config;
 mod docs;
@@ -73,8 +73,20 @@ pub fn engine(ctx: Rc<Context>) -> Engine {
     engine.set_max_expr_depths(256, 256);
     // Ctrl-C / notebook interrupt stops a running script between statements.
     engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted".into()));
-    engine.register_fn("assert", |ok: bool| -> RhaiResult<()> { if ok { Ok(()) } else { Err("assertion failed".into()) } });
-    engine.register_fn("assert", |ok: bool, msg: &str| -> RhaiResult<()> { if ok { Ok(()) } else { Err(format!("assertion failed: {msg}").into()) } });
+    engine.register_fn("assert", |ok: bool| -> RhaiResult<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err("assertion failed".into())
+        }
+    });
+    engine.register_fn("assert", |ok: bool, msg: &str| -> RhaiResult<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("assertion failed: {msg}").into())
+        }
+    });
     api_data::register(&mut engine, &ctx);
     api_model::register(&mut engine, &ctx);
     api_train::register(&mut engine, &ctx);

@@ -8,11 +8,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The stdlib modules shipped inside the binary (`import "paper" as paper;`).
-pub const STDLIB: &[(&str, &str)] = &[
-    ("paper", include_str!("../../stdlib/paper.rhai")),
-    ("sweep", include_str!("../../stdlib/sweep.rhai")),
-    ("report", include_str!("../../stdlib/report.rhai")),
-];
+pub const STDLIB: &[(&str, &str)] = &[("paper", include_str!("../../stdlib/paper.rhai")), ("sweep", include_str!("../../stdlib/sweep.rhai")), ("report", include_str!("../../stdlib/report.rhai"))];
 
 /// How to run a script.
 #[derive(Clone, Debug, Default)]
@@ -94,11 +90,18 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Result<std::result::Result<Sc
     }
     let mut eng = engine(ctx.clone());
     add_module_resolvers(&mut eng, path.parent().unwrap_or(Path::new(".")));
-    let result = eng.compile(&source).map_err(|e| format_error(path, &source, &EvalAltResult::from(e))).and_then(|ast| {
-        eng.run_ast(&ast).map_err(|e| format_error(path, &source, &e))
-    });
+    let result = eng.compile(&source).map_err(|e| format_error(path, &source, &EvalAltResult::from(e))).and_then(|ast| eng.run_ast(&ast).map_err(|e| format_error(path, &source, &e)));
     let interrupted = crate::cancel::requested();
-    manifest.finish(&ctx, if interrupted { "interrupted" } else if result.is_ok() { "ok" } else { "error" });
+    manifest.finish(
+        &ctx,
+        if interrupted {
+            "interrupted"
+        } else if result.is_ok() {
+            "ok"
+        } else {
+            "error"
+        },
+    );
     if !opts.validate_only {
         manifest.write(&out_dir)?;
     }
@@ -137,7 +140,11 @@ fn error_message(err: &EvalAltResult) -> String {
     match err {
         EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
             let m = error_message(inner);
-            if name.starts_with("anon$") { m } else { format!("in {name}(): {m}") }
+            if name.starts_with("anon$") {
+                m
+            } else {
+                format!("in {name}(): {m}")
+            }
         }
         EvalAltResult::ErrorInModule(name, inner, _) => format!("in module {name}: {}", error_message(inner)),
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),

@@ -36,12 +36,7 @@ pub struct AshaConfig {
 impl AshaConfig {
     /// `grace_period = 1`, `reduction_factor = 4`, the given `max_t` (epochs).
     pub fn new(max_t: usize) -> Self {
-        Self {
-            grace_period: 1,
-            reduction_factor: 4.0,
-            max_t,
-            stop_last_trials: true,
-        }
+        Self { grace_period: 1, reduction_factor: 4.0, max_t, stop_last_trials: true }
     }
 }
 
@@ -82,16 +77,10 @@ impl Asha {
             return bad("grace_period", "must be positive".into());
         }
         if cfg.max_t < cfg.grace_period {
-            return bad(
-                "max_t",
-                format!("{} must be >= grace_period {}", cfg.max_t, cfg.grace_period),
-            );
+            return bad("max_t", format!("{} must be >= grace_period {}", cfg.max_t, cfg.grace_period));
         }
         if !(cfg.reduction_factor.is_finite() && cfg.reduction_factor > 1.0) {
-            return bad(
-                "reduction_factor",
-                format!("{} must be finite and > 1", cfg.reduction_factor),
-            );
+            return bad("reduction_factor", format!("{} must be finite and > 1", cfg.reduction_factor));
         }
         let (min_t, rf) = (cfg.grace_period as f64, cfg.reduction_factor);
         // Python: int(np.log(max_t / min_t) / np.log(rf) - s + 1) with s = 0.
@@ -100,21 +89,11 @@ impl Asha {
             .rev()
             .map(|k| {
                 let milestone = min_t * rf.powf(k as f64);
-                Rung {
-                    milestone,
-                    epoch: milestone.ceil() as usize,
-                    recorded: BTreeMap::new(),
-                }
+                Rung { milestone, epoch: milestone.ceil() as usize, recorded: BTreeMap::new() }
             })
             .collect();
         let milestones = rungs.iter().rev().map(|r| r.epoch).collect();
-        Ok(Self {
-            cfg,
-            rungs,
-            milestones,
-            finished: BTreeSet::new(),
-            num_stopped: 0,
-        })
+        Ok(Self { cfg, rungs, milestones, finished: BTreeSet::new(), num_stopped: 0 })
     }
 
     /// Reports `score` (higher is better) of `trial` after `epoch` epochs
@@ -126,11 +105,7 @@ impl Asha {
         if self.finished.contains(&trial) {
             return Decision::Stop;
         }
-        let decision = if epoch >= self.cfg.max_t && self.cfg.stop_last_trials {
-            Decision::Stop
-        } else {
-            self.bracket_on_result(trial, epoch, score)
-        };
+        let decision = if epoch >= self.cfg.max_t && self.cfg.stop_last_trials { Decision::Stop } else { self.bracket_on_result(trial, epoch, score) };
         if decision == Decision::Stop {
             self.num_stopped += 1;
             self.on_complete(trial, epoch, score);
@@ -177,10 +152,7 @@ impl Asha {
 
     /// Highest milestone at which `trial` has a recorded score.
     pub fn rung_reached(&self, trial: usize) -> Option<usize> {
-        self.rungs
-            .iter()
-            .find(|r| r.recorded.contains_key(&trial))
-            .map(|r| r.epoch)
+        self.rungs.iter().find(|r| r.recorded.contains_key(&trial)).map(|r| r.epoch)
     }
 
     /// Current cutoff at `milestone` (`None` if no such rung or nothing recorded yet).
@@ -191,10 +163,7 @@ impl Asha {
 
     /// Scores recorded at `milestone`, by trial id.
     pub fn recorded_at(&self, milestone: usize) -> Option<&BTreeMap<usize, f64>> {
-        self.rungs
-            .iter()
-            .find(|r| r.epoch == milestone)
-            .map(|r| &r.recorded)
+        self.rungs.iter().find(|r| r.epoch == milestone).map(|r| &r.recorded)
     }
 
     /// Number of [`Decision::Stop`] answers given (early stops and `max_t` stops).
@@ -220,50 +189,24 @@ mod tests {
 
     #[test]
     fn milestones_follow_ray() {
-        let m = |max_t, rf| {
-            Asha::new(AshaConfig {
-                reduction_factor: rf,
-                ..AshaConfig::new(max_t)
-            })
-            .unwrap()
-        };
+        let m = |max_t, rf| Asha::new(AshaConfig { reduction_factor: rf, ..AshaConfig::new(max_t) }).unwrap();
         assert_eq!(m(16, 4.0).milestones(), &[1, 4, 16]);
         assert_eq!(m(15, 4.0).milestones(), &[1, 4]); // int(1.95 + 1) = 2 rungs
         assert_eq!(m(100, 4.0).milestones(), &[1, 4, 16, 64]);
         assert_eq!(m(10, 2.0).milestones(), &[1, 2, 4, 8]);
         assert_eq!(m(1, 4.0).milestones(), &[1]);
         assert_eq!(m(20, 3.5).milestones(), &[1, 4, 13]); // 1, 3.5, 12.25
-        let g = Asha::new(AshaConfig {
-            grace_period: 2,
-            ..AshaConfig::new(32)
-        })
-        .unwrap();
+        let g = Asha::new(AshaConfig { grace_period: 2, ..AshaConfig::new(32) }).unwrap();
         assert_eq!(g.milestones(), &[2, 8, 32]);
-        assert!(Asha::new(AshaConfig {
-            grace_period: 0,
-            ..AshaConfig::new(4)
-        })
-        .is_err());
-        assert!(Asha::new(AshaConfig {
-            grace_period: 5,
-            ..AshaConfig::new(4)
-        })
-        .is_err());
-        assert!(Asha::new(AshaConfig {
-            reduction_factor: 1.0,
-            ..AshaConfig::new(4)
-        })
-        .is_err());
+        assert!(Asha::new(AshaConfig { grace_period: 0, ..AshaConfig::new(4) }).is_err());
+        assert!(Asha::new(AshaConfig { grace_period: 5, ..AshaConfig::new(4) }).is_err());
+        assert!(Asha::new(AshaConfig { reduction_factor: 1.0, ..AshaConfig::new(4) }).is_err());
     }
 
     #[test]
     fn ray_docstring_example() {
         // Ray's _Bracket docstring: min_t 1, max_t 10, rf 2.
-        let mut a = Asha::new(AshaConfig {
-            reduction_factor: 2.0,
-            ..AshaConfig::new(10)
-        })
-        .unwrap();
+        let mut a = Asha::new(AshaConfig { reduction_factor: 2.0, ..AshaConfig::new(10) }).unwrap();
         assert_eq!(a.on_result(1, 1, 2.0), Continue);
         assert_eq!(a.on_result(2, 1, 4.0), Continue);
         assert_eq!(a.cutoff_at(1), Some(3.0));
@@ -312,37 +255,13 @@ mod tests {
         };
         let mut a = Asha::new(AshaConfig::new(16)).unwrap();
         assert_eq!(a.milestones(), &[1, 4, 16]);
-        let expected = [
-            (16, Some(16)),
-            (1, Some(1)),
-            (16, Some(16)),
-            (1, Some(1)),
-            (4, Some(4)),
-            (16, Some(16)),
-        ];
-        let curves = [
-            curve(0.50, 0.60, 0.80),
-            curve(0.40, 0.45, 0.50),
-            curve(0.70, 0.65, 0.85),
-            curve(0.55, 0.90, 0.95),
-            curve(0.60, 0.62, 0.99),
-            curve(0.60, 0.64, 0.70),
-        ];
+        let expected = [(16, Some(16)), (1, Some(1)), (16, Some(16)), (1, Some(1)), (4, Some(4)), (16, Some(16))];
+        let curves = [curve(0.50, 0.60, 0.80), curve(0.40, 0.45, 0.50), curve(0.70, 0.65, 0.85), curve(0.55, 0.90, 0.95), curve(0.60, 0.62, 0.99), curve(0.60, 0.64, 0.70)];
         for (trial, c) in curves.iter().enumerate() {
             let stop = run_trial(&mut a, trial, c);
-            assert_eq!(
-                (stop, a.rung_reached(trial)),
-                expected[trial],
-                "trial {trial}"
-            );
+            assert_eq!((stop, a.rung_reached(trial)), expected[trial], "trial {trial}");
         }
-        let rung = |m| {
-            a.recorded_at(m)
-                .unwrap()
-                .values()
-                .copied()
-                .collect::<Vec<_>>()
-        };
+        let rung = |m| a.recorded_at(m).unwrap().values().copied().collect::<Vec<_>>();
         assert_eq!(rung(1), vec![0.50, 0.40, 0.70, 0.55, 0.60, 0.60]);
         assert_eq!(rung(4), vec![0.60, 0.65, 0.62, 0.64]);
         assert_eq!(rung(16), vec![0.80, 0.85, 0.70]);
@@ -359,12 +278,7 @@ mod tests {
         //     D 0.45 vs pct75([.2 .3 .5]) = 0.40 go.
         // e4: A 0.50 (empty) go; B 0.55 vs 0.50 go; D 0.52 vs pct75([.5 .55]) = 0.5375 Stop.
         let mut a = Asha::new(AshaConfig::new(16)).unwrap();
-        let e1 = [
-            (0, 0.30, Continue),
-            (1, 0.50, Continue),
-            (2, 0.20, Stop),
-            (3, 0.45, Continue),
-        ];
+        let e1 = [(0, 0.30, Continue), (1, 0.50, Continue), (2, 0.20, Stop), (3, 0.45, Continue)];
         for (t, s, d) in e1 {
             assert_eq!(a.on_result(t, 1, s), d, "trial {t} at epoch 1");
         }

@@ -79,14 +79,7 @@ pub struct BayesOptConfig {
 
 impl Default for BayesOptConfig {
     fn default() -> Self {
-        Self {
-            init_points: 5,
-            acquisition: Acquisition::default(),
-            n_warmup: 10_000,
-            n_refine: 10,
-            refine_evals: 1_000,
-            gp: GpConfig::default(),
-        }
+        Self { init_points: 5, acquisition: Acquisition::default(), n_warmup: 10_000, n_refine: 10, refine_evals: 1_000, gp: GpConfig::default() }
     }
 }
 
@@ -106,26 +99,14 @@ impl BayesOpt {
         space.validate()?;
         let bad = |key, message: String| Err(SearchError::InvalidConfig { key, message });
         match cfg.acquisition {
-            Acquisition::Ucb { kappa } if !(kappa.is_finite() && kappa >= 0.0) => {
-                return bad(
-                    "acquisition.kappa",
-                    format!("{kappa} must be finite and >= 0"),
-                )
-            }
-            Acquisition::Ei { xi } if !xi.is_finite() => {
-                return bad("acquisition.xi", format!("{xi} must be finite"))
-            }
+            Acquisition::Ucb { kappa } if !(kappa.is_finite() && kappa >= 0.0) => return bad("acquisition.kappa", format!("{kappa} must be finite and >= 0")),
+            Acquisition::Ei { xi } if !xi.is_finite() => return bad("acquisition.xi", format!("{xi} must be finite")),
             _ => {}
         }
         if cfg.n_warmup == 0 {
             return bad("n_warmup", "must be at least 1".into());
         }
-        Ok(Self {
-            space,
-            cfg,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            proposed: 0,
-        })
+        Ok(Self { space, cfg, rng: ChaCha8Rng::seed_from_u64(seed), proposed: 0 })
     }
 
     /// Number of candidates proposed so far.
@@ -136,10 +117,7 @@ impl BayesOpt {
     fn check_history(&self, history: &[Observation]) -> Result<(), SearchError> {
         for (index, obs) in history.iter().enumerate() {
             if obs.x.len() != self.space.dims {
-                return Err(SearchError::DimensionMismatch {
-                    expected: self.space.dims,
-                    got: obs.x.len(),
-                });
+                return Err(SearchError::DimensionMismatch { expected: self.space.dims, got: obs.x.len() });
             }
             if !obs.x.iter().all(|v| v.is_finite()) {
                 return Err(SearchError::NonFinite { index });
@@ -207,13 +185,7 @@ mod tests {
     use super::*;
     use crate::search::RandomSearch;
 
-    fn run(
-        cfg: BayesOptConfig,
-        space: SearchSpace,
-        seed: u64,
-        n: usize,
-        f: impl Fn(&[f64]) -> f64,
-    ) -> Vec<Observation> {
+    fn run(cfg: BayesOptConfig, space: SearchSpace, seed: u64, n: usize, f: impl Fn(&[f64]) -> f64) -> Vec<Observation> {
         let mut bo = BayesOpt::new(space, cfg, seed).unwrap();
         let mut history = Vec::new();
         for _ in 0..n {
@@ -244,10 +216,7 @@ mod tests {
     #[test]
     fn init_points_are_the_random_stream_and_runs_are_deterministic() {
         let space = SearchSpace::per_layer(3).unwrap();
-        let cfg = BayesOptConfig {
-            n_warmup: 500,
-            ..BayesOptConfig::default()
-        };
+        let cfg = BayesOptConfig { n_warmup: 500, ..BayesOptConfig::default() };
         let f = |x: &[f64]| -x.iter().map(|v| (v - 0.4).powi(2)).sum::<f64>();
         let a = run(cfg, space, 11, 8, f);
         let b = run(cfg, space, 11, 8, f);
@@ -261,9 +230,7 @@ mod tests {
     #[test]
     fn ucb_finds_the_max_of_a_1d_toy() {
         // f has a local max near 0.19 (0.42) and the global max at x = 0.7 (1.0).
-        let f = |x: &[f64]| {
-            (-(x[0] - 0.7).powi(2) / 0.02).exp() + 0.45 * (-(x[0] - 0.15).powi(2) / 0.005).exp()
-        };
+        let f = |x: &[f64]| (-(x[0] - 0.7).powi(2) / 0.02).exp() + 0.45 * (-(x[0] - 0.15).powi(2) / 0.005).exp();
         let h = run(BayesOptConfig::default(), SearchSpace::uniform(), 3, 20, f);
         let b = best(&h);
         assert!((b.x[0] - 0.7).abs() < 0.01 && b.score > 0.995, "{b:?}");
@@ -272,10 +239,7 @@ mod tests {
     #[test]
     fn ei_finds_the_max_of_a_1d_toy() {
         let f = |x: &[f64]| -(x[0] - 0.33).powi(2);
-        let cfg = BayesOptConfig {
-            acquisition: Acquisition::Ei { xi: 0.0 },
-            ..BayesOptConfig::default()
-        };
+        let cfg = BayesOptConfig { acquisition: Acquisition::Ei { xi: 0.0 }, ..BayesOptConfig::default() };
         let h = run(cfg, SearchSpace::uniform(), 5, 15, f);
         assert!((best(&h).x[0] - 0.33).abs() < 0.01, "{:?}", best(&h));
     }
@@ -284,10 +248,7 @@ mod tests {
     fn ucb_improves_on_random_in_2d() {
         let space = SearchSpace::per_layer(2).unwrap();
         let f = |x: &[f64]| -((x[0] - 0.3).powi(2) + (x[1] - 0.8).powi(2));
-        let cfg = BayesOptConfig {
-            n_warmup: 2000,
-            ..BayesOptConfig::default()
-        };
+        let cfg = BayesOptConfig { n_warmup: 2000, ..BayesOptConfig::default() };
         let h = run(cfg, space, 9, 30, f);
         assert!(best(&h).score > -1e-3, "{:?}", best(&h));
     }
@@ -295,53 +256,17 @@ mod tests {
     #[test]
     fn bad_history_and_failed_trials() {
         let space = SearchSpace::per_layer(2).unwrap();
-        let mut bo = BayesOpt::new(
-            space,
-            BayesOptConfig {
-                init_points: 0,
-                n_warmup: 50,
-                ..Default::default()
-            },
-            0,
-        )
-        .unwrap();
-        let wrong = [Observation {
-            x: vec![0.5],
-            score: 1.0,
-        }];
-        assert!(matches!(
-            bo.propose(&wrong),
-            Err(SearchError::DimensionMismatch {
-                expected: 2,
-                got: 1
-            })
-        ));
-        let nan_x = [Observation {
-            x: vec![0.5, f64::NAN],
-            score: 1.0,
-        }];
-        assert!(matches!(
-            bo.propose(&nan_x),
-            Err(SearchError::NonFinite { index: 0 })
-        ));
+        let mut bo = BayesOpt::new(space, BayesOptConfig { init_points: 0, n_warmup: 50, ..Default::default() }, 0).unwrap();
+        let wrong = [Observation { x: vec![0.5], score: 1.0 }];
+        assert!(matches!(bo.propose(&wrong), Err(SearchError::DimensionMismatch { expected: 2, got: 1 })));
+        let nan_x = [Observation { x: vec![0.5, f64::NAN], score: 1.0 }];
+        assert!(matches!(bo.propose(&nan_x), Err(SearchError::NonFinite { index: 0 })));
         // Only failed trials: falls back to a random candidate.
-        let failed = [Observation {
-            x: vec![0.5, 0.5],
-            score: f64::NAN,
-        }];
+        let failed = [Observation { x: vec![0.5, 0.5], score: f64::NAN }];
         assert!(space.contains(&bo.propose(&failed).unwrap()));
-        let mixed = [
-            failed[0].clone(),
-            Observation {
-                x: vec![0.2, 0.9],
-                score: 0.7,
-            },
-        ];
+        let mixed = [failed[0].clone(), Observation { x: vec![0.2, 0.9], score: 0.7 }];
         assert!(space.contains(&bo.propose(&mixed).unwrap()));
-        let bad = BayesOptConfig {
-            acquisition: Acquisition::Ucb { kappa: -1.0 },
-            ..Default::default()
-        };
+        let bad = BayesOptConfig { acquisition: Acquisition::Ucb { kappa: -1.0 }, ..Default::default() };
         assert!(BayesOpt::new(space, bad, 0).is_err());
     }
 }

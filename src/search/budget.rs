@@ -16,13 +16,7 @@ pub fn overall_density(x: &[f64], layer_sizes: &[u64]) -> Option<f64> {
     if x.len() != layer_sizes.len() || total == 0 {
         return None;
     }
-    Some(
-        x.iter()
-            .zip(layer_sizes)
-            .map(|(d, &n)| d * n as f64)
-            .sum::<f64>()
-            / total as f64,
-    )
+    Some(x.iter().zip(layer_sizes).map(|(d, &n)| d * n as f64).sum::<f64>() / total as f64)
 }
 
 /// Active weights `Σ round(d_l·n_l)`; `None` if the lengths differ or a density is
@@ -31,24 +25,14 @@ pub fn active_weights(x: &[f64], layer_sizes: &[u64]) -> Option<u64> {
     if x.len() != layer_sizes.len() || !x.iter().all(|d| (0.0..=1.0).contains(d)) {
         return None;
     }
-    Some(
-        x.iter()
-            .zip(layer_sizes)
-            .map(|(d, &n)| (d * n as f64).round() as u64)
-            .sum(),
-    )
+    Some(x.iter().zip(layer_sizes).map(|(d, &n)| (d * n as f64).round() as u64).sum())
 }
 
 /// [`project_to_budget_with_floor`] with the floor [`DEFAULT_D_MIN`].
 ///
 /// Candidates over budget are projected, never trained: call this on every
 /// proposal and train the returned densities (or skip the candidate on `None`).
-pub fn project_to_budget(
-    x: &[f64],
-    layer_sizes: &[u64],
-    max_density: Option<f64>,
-    max_active: Option<u64>,
-) -> Option<Vec<f64>> {
+pub fn project_to_budget(x: &[f64], layer_sizes: &[u64], max_density: Option<f64>, max_active: Option<u64>) -> Option<Vec<f64>> {
     project_to_budget_with_floor(x, layer_sizes, max_density, max_active, DEFAULT_D_MIN)
 }
 
@@ -62,13 +46,7 @@ pub fn project_to_budget(
 /// `d_min` outside `[0, 1]`. The result never exceeds a budget; the density
 /// budget is met to within about 1e-15, the active budget up to the rounding
 /// step of one layer.
-pub fn project_to_budget_with_floor(
-    x: &[f64],
-    layer_sizes: &[u64],
-    max_density: Option<f64>,
-    max_active: Option<u64>,
-    d_min: f64,
-) -> Option<Vec<f64>> {
+pub fn project_to_budget_with_floor(x: &[f64], layer_sizes: &[u64], max_density: Option<f64>, max_active: Option<u64>, d_min: f64) -> Option<Vec<f64>> {
     if !(0.0..=1.0).contains(&d_min) || x.iter().any(|v| !v.is_finite()) {
         return None;
     }
@@ -153,10 +131,7 @@ mod tests {
         assert!(close(&p, &[0.02, 0.01, 0.005], 1e-12), "{p:?}");
         assert!(overall_density(&p, &SIZES).unwrap() <= 0.008);
         // Below d_min even at the floor: impossible.
-        assert_eq!(
-            project_to_budget(&[1.0, 0.5, 0.2], &SIZES, Some(0.004), None),
-            None
-        );
+        assert_eq!(project_to_budget(&[1.0, 0.5, 0.2], &SIZES, Some(0.004), None), None);
         // Exactly d_min is reachable.
         let p = project_to_budget(&[1.0, 0.5, 0.2], &SIZES, Some(0.005), None).unwrap();
         assert!(close(&p, &[0.005; 3], 1e-12), "{p:?}");
@@ -172,10 +147,7 @@ mod tests {
         assert!(p[0] < 0.55 && p[0] > 0.55 - 1e-12, "{p:?}");
         assert!((p[1] / p[0] - 0.6).abs() < 1e-12);
         // Floor: 2 layers at d_min = 0.005 of 1000 weights each -> 5 + 5 = 10 active.
-        assert_eq!(
-            project_to_budget(&[0.9, 0.9], &[1000, 1000], None, Some(9)),
-            None
-        );
+        assert_eq!(project_to_budget(&[0.9, 0.9], &[1000, 1000], None, Some(9)), None);
         let p = project_to_budget(&[0.9, 0.9], &[1000, 1000], None, Some(10)).unwrap();
         assert_eq!(active_weights(&p, &[1000, 1000]), Some(10));
     }
@@ -189,32 +161,17 @@ mod tests {
         // Within budget: unchanged, except clamping into [d_min, 1].
         let p = project_to_budget(&[1.5, 0.001, 0.2], &SIZES, Some(0.5), Some(500)).unwrap();
         assert_eq!(p, vec![1.0, 0.005, 0.2]);
-        assert_eq!(
-            project_to_budget(&[0.3, 0.3, 0.3], &SIZES, None, None),
-            Some(vec![0.3; 3])
-        );
+        assert_eq!(project_to_budget(&[0.3, 0.3, 0.3], &SIZES, None, None), Some(vec![0.3; 3]));
     }
 
     #[test]
     fn uniform_broadcast_and_invalid_input() {
         let p = project_to_budget(&[0.8], &[100, 300], Some(0.4), None).unwrap();
         assert!(close(&p, &[0.4, 0.4], 1e-12), "{p:?}");
-        assert_eq!(
-            project_to_budget(&[0.5, 0.5], &SIZES, Some(0.1), None),
-            None
-        );
-        assert_eq!(
-            project_to_budget(&[f64::NAN, 0.5, 0.5], &SIZES, Some(0.1), None),
-            None
-        );
+        assert_eq!(project_to_budget(&[0.5, 0.5], &SIZES, Some(0.1), None), None);
+        assert_eq!(project_to_budget(&[f64::NAN, 0.5, 0.5], &SIZES, Some(0.1), None), None);
         assert_eq!(project_to_budget(&[0.5], &[0, 0], Some(0.1), None), None);
-        assert_eq!(
-            project_to_budget(&[0.5, 0.5, 0.5], &SIZES, Some(f64::NAN), None),
-            None
-        );
-        assert_eq!(
-            project_to_budget_with_floor(&[0.5], &[10], None, None, 2.0),
-            None
-        );
+        assert_eq!(project_to_budget(&[0.5, 0.5, 0.5], &SIZES, Some(f64::NAN), None), None);
+        assert_eq!(project_to_budget_with_floor(&[0.5], &[10], None, None, 2.0), None);
     }
 }

@@ -28,11 +28,7 @@ pub(crate) fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>, String> {
 /// Solves `L·z = b` in place (forward substitution).
 pub(crate) fn solve_lower(l: &[f64], n: usize, b: &mut [f64]) {
     for i in 0..n {
-        let s: f64 = l[i * n..i * n + i]
-            .iter()
-            .zip(&b[..i])
-            .map(|(p, q)| p * q)
-            .sum();
+        let s: f64 = l[i * n..i * n + i].iter().zip(&b[..i]).map(|(p, q)| p * q).sum();
         b[i] = (b[i] - s) / l[i * n + i];
     }
 }
@@ -59,12 +55,7 @@ mod tests {
         let mut b = [-20.0, -43.0, 192.0];
         solve_lower(&l, 3, &mut b);
         solve_upper_t(&l, 3, &mut b);
-        assert!(
-            b.iter()
-                .zip([1.0, 2.0, 3.0])
-                .all(|(x, y)| (x - y).abs() < 1e-12),
-            "{b:?}"
-        );
+        assert!(b.iter().zip([1.0, 2.0, 3.0]).all(|(x, y)| (x - y).abs() < 1e-12), "{b:?}");
         // Not positive definite: [[1, 2], [2, 1]] has eigenvalue -1.
         assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_err());
         assert!(cholesky(&[1.0, 2.0], 2).is_err());

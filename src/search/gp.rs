@@ -51,11 +51,7 @@ pub struct GpConfig {
 
 impl Default for GpConfig {
     fn default() -> Self {
-        Self {
-            alpha: 1e-6,
-            normalize_y: true,
-            length_scale: LengthScale::Fit { lo: 1e-5, hi: 1e5 },
-        }
+        Self { alpha: 1e-6, normalize_y: true, length_scale: LengthScale::Fit { lo: 1e-5, hi: 1e5 } }
     }
 }
 
@@ -102,50 +98,30 @@ impl GaussianProcess {
         let length_scale = match cfg.length_scale {
             LengthScale::Fixed(l) => l,
             LengthScale::Fit { lo, hi } => {
-                let lml = |log_l: f64| {
-                    factor(x, &yn, log_l.exp(), cfg.alpha).map_or(f64::NEG_INFINITY, |f| f.lml)
-                };
+                let lml = |log_l: f64| factor(x, &yn, log_l.exp(), cfg.alpha).map_or(f64::NEG_INFINITY, |f| f.lml);
                 maximise_1d(lml, lo.ln(), hi.ln(), 0.25).exp().clamp(lo, hi)
             }
         };
         // Jitter: alpha, then max(alpha, 1e-10)·10^k for k = 1..=8.
         let mut last_err = String::new();
         for k in 0..=8 {
-            let noise = if k == 0 {
-                cfg.alpha
-            } else {
-                cfg.alpha.max(1e-10) * 10f64.powi(k)
-            };
+            let noise = if k == 0 { cfg.alpha } else { cfg.alpha.max(1e-10) * 10f64.powi(k) };
             match factor(x, &yn, length_scale, noise) {
                 Ok(Factor { chol, weights, lml }) => {
                     let x = x.to_vec();
-                    return Ok(Self {
-                        x,
-                        chol,
-                        weights,
-                        y_mean,
-                        y_std,
-                        length_scale,
-                        noise,
-                        lml,
-                    });
+                    return Ok(Self { x, chol, weights, y_mean, y_std, length_scale, noise, lml });
                 }
                 Err(e) => last_err = format!("{e} with diagonal noise {noise:e}"),
             }
         }
-        Err(SearchError::NotPositiveDefinite(format!(
-            "{last_err}, length scale {length_scale}"
-        )))
+        Err(SearchError::NotPositiveDefinite(format!("{last_err}, length scale {length_scale}")))
     }
 
     /// Posterior mean and standard deviation at `x`, in the units of `y`.
     pub fn predict(&self, x: &[f64]) -> Result<(f64, f64), SearchError> {
         let dims = self.x.first().map_or(0, Vec::len);
         if x.len() != dims {
-            return Err(SearchError::DimensionMismatch {
-                expected: dims,
-                got: x.len(),
-            });
+            return Err(SearchError::DimensionMismatch { expected: dims, got: x.len() });
         }
         Ok(self.predict_with(x, &mut Vec::new()))
     }
@@ -154,11 +130,7 @@ impl GaussianProcess {
     pub(crate) fn predict_with(&self, x: &[f64], scratch: &mut Vec<f64>) -> (f64, f64) {
         let n = self.x.len();
         scratch.clear();
-        scratch.extend(
-            self.x
-                .iter()
-                .map(|xi| matern52(dist(xi, x), self.length_scale)),
-        );
+        scratch.extend(self.x.iter().map(|xi| matern52(dist(xi, x), self.length_scale)));
         let mean_n: f64 = scratch.iter().zip(&self.weights).map(|(k, w)| k * w).sum();
         // v = L^-1 k*, in place; var = k(x,x) - v·v with k(x,x) = 1.
         solve_lower(&self.chol, n, scratch);
@@ -187,22 +159,12 @@ fn validate(x: &[Vec<f64>], y: &[f64], cfg: &GpConfig) -> Result<(), SearchError
     let bad = |key, message: String| Err(SearchError::InvalidConfig { key, message });
     let dims = x.first().map_or(0, Vec::len);
     if dims == 0 || x.len() != y.len() {
-        let got = format!(
-            "{} inputs of {dims} coordinates, {} targets",
-            x.len(),
-            y.len()
-        );
-        return bad(
-            "gp.data",
-            format!("need n >= 1 inputs and n targets, got {got}"),
-        );
+        let got = format!("{} inputs of {dims} coordinates, {} targets", x.len(), y.len());
+        return bad("gp.data", format!("need n >= 1 inputs and n targets, got {got}"));
     }
     for (index, (xi, yi)) in x.iter().zip(y).enumerate() {
         if xi.len() != dims {
-            return Err(SearchError::DimensionMismatch {
-                expected: dims,
-                got: xi.len(),
-            });
+            return Err(SearchError::DimensionMismatch { expected: dims, got: xi.len() });
         }
         if !xi.iter().chain([yi]).all(|v| v.is_finite()) {
             return Err(SearchError::NonFinite { index });
@@ -215,21 +177,14 @@ fn validate(x: &[Vec<f64>], y: &[f64], cfg: &GpConfig) -> Result<(), SearchError
     if !(cfg.alpha.is_finite() && cfg.alpha >= 0.0) {
         bad("gp.alpha", format!("{} must be finite and >= 0", cfg.alpha))
     } else if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
-        bad(
-            "gp.length_scale",
-            format!("[{lo}, {hi}] must satisfy 0 < lo <= hi < inf"),
-        )
+        bad("gp.length_scale", format!("[{lo}, {hi}] must satisfy 0 < lo <= hi < inf"))
     } else {
         Ok(())
     }
 }
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(p, q)| (p - q) * (p - q))
-        .sum::<f64>()
-        .sqrt()
+    a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>().sqrt()
 }
 
 /// Cholesky of `K + noise·I`, the weights `K^-1 y` and the log marginal likelihood.
@@ -285,26 +240,16 @@ mod tests {
         //   var  = 1 - 2c²/(1 + a + ρ)     = 1 - 1.3733188025/1.5239951088 = 0.0988692847
         // At x = 0: k* = (1, ρ); K^-1 = [[1+a, -ρ], [-ρ, 1+a]]/((1+a)² - ρ²).
         let (a, rho, c) = (1e-6, 0.5239941088318203, 0.8286491424181253);
-        let cfg = GpConfig {
-            alpha: a,
-            normalize_y: false,
-            length_scale: LengthScale::Fixed(1.0),
-        };
+        let cfg = GpConfig { alpha: a, normalize_y: false, length_scale: LengthScale::Fixed(1.0) };
         let gp = GaussianProcess::fit(&[vec![0.0], vec![1.0]], &[0.3, 1.1], &cfg).unwrap();
         let (m, s) = gp.predict(&[0.5]).unwrap();
-        let (m_hand, v_hand) = (
-            c * 1.4 / (1.0 + a + rho),
-            1.0 - 2.0 * c * c / (1.0 + a + rho),
-        );
+        let (m_hand, v_hand) = (c * 1.4 / (1.0 + a + rho), 1.0 - 2.0 * c * c / (1.0 + a + rho));
         check(m_hand, 0.7612286894, 1e-9);
         check(v_hand, 0.0988692847, 1e-9);
         check(m, m_hand, 1e-12);
         check(s * s, v_hand, 1e-10);
         let det = (1.0 + a) * (1.0 + a) - rho * rho;
-        let w = [
-            ((1.0 + a) * 0.3 - rho * 1.1) / det,
-            ((1.0 + a) * 1.1 - rho * 0.3) / det,
-        ];
+        let w = [((1.0 + a) * 0.3 - rho * 1.1) / det, ((1.0 + a) * 1.1 - rho * 0.3) / det];
         let (m0, s0) = gp.predict(&[0.0]).unwrap();
         check(m0, w[0] + rho * w[1], 1e-12);
         let v0 = 1.0 - ((1.0 + a) * (1.0 + rho * rho) - 2.0 * rho * rho) / det;
@@ -316,12 +261,8 @@ mod tests {
     fn three_points_fixed_kernel_matches_sklearn() {
         // Reference: scikit-learn 1.9.1 GaussianProcessRegressor(Matern(0.3, nu=2.5),
         // alpha=1e-6, normalize_y=True, optimizer=None).fit([[.1],[.4],[.9]], [.2,.8,.5]).
-        let cfg = GpConfig {
-            length_scale: LengthScale::Fixed(0.3),
-            ..GpConfig::default()
-        };
-        let gp = GaussianProcess::fit(&[vec![0.1], vec![0.4], vec![0.9]], &[0.2, 0.8, 0.5], &cfg)
-            .unwrap();
+        let cfg = GpConfig { length_scale: LengthScale::Fixed(0.3), ..GpConfig::default() };
+        let gp = GaussianProcess::fit(&[vec![0.1], vec![0.4], vec![0.9]], &[0.2, 0.8, 0.5], &cfg).unwrap();
         let want = [
             (0.25, 0.5048719143092684, 0.07631546034877744),
             (0.6, 0.7759313145171967, 0.13647035058928353),
@@ -340,29 +281,17 @@ mod tests {
     fn fitted_length_scale_matches_sklearn() {
         // scikit-learn, Matern(nu=2.5) default bounds, 25 L-BFGS-B restarts:
         // 1-D: length_scale_ 0.2309064935752784, LML -6.879180180211782.
-        let x1: Vec<Vec<f64>> = [0.0, 0.2, 0.45, 0.7, 1.0]
-            .iter()
-            .map(|&v| vec![v])
-            .collect();
-        let gp =
-            GaussianProcess::fit(&x1, &[0.1, 0.5, 0.9, 0.6, 0.2], &GpConfig::default()).unwrap();
+        let x1: Vec<Vec<f64>> = [0.0, 0.2, 0.45, 0.7, 1.0].iter().map(|&v| vec![v]).collect();
+        let gp = GaussianProcess::fit(&x1, &[0.1, 0.5, 0.9, 0.6, 0.2], &GpConfig::default()).unwrap();
         check(gp.length_scale(), 0.2309064935752784, 1e-5);
         check(gp.log_marginal_likelihood(), -6.879180180211782, 1e-9);
         let (m, s) = gp.predict(&[0.3]).unwrap();
         check(m, 0.722774300743062, 1e-5);
         check(s, 0.0873777352595366, 1e-4);
         // 2-D: length_scale_ 0.14976661627048155, LML -8.443453289926243.
-        let pts = [
-            [0.1, 0.9],
-            [0.5, 0.5],
-            [0.9, 0.2],
-            [0.3, 0.3],
-            [0.7, 0.8],
-            [0.2, 0.6],
-        ];
+        let pts = [[0.1, 0.9], [0.5, 0.5], [0.9, 0.2], [0.3, 0.3], [0.7, 0.8], [0.2, 0.6]];
         let x2: Vec<Vec<f64>> = pts.iter().map(|p| p.to_vec()).collect();
-        let gp = GaussianProcess::fit(&x2, &[0.3, 0.8, 0.4, 0.6, 0.5, 0.55], &GpConfig::default())
-            .unwrap();
+        let gp = GaussianProcess::fit(&x2, &[0.3, 0.8, 0.4, 0.6, 0.5, 0.55], &GpConfig::default()).unwrap();
         check(gp.length_scale(), 0.14976661627048155, 1e-4);
         assert!(gp.log_marginal_likelihood() >= -8.443453289926243 - 1e-9);
         let (m, s) = gp.predict(&[0.4, 0.4]).unwrap();
@@ -384,16 +313,8 @@ mod tests {
         assert!(gp.predict(&[0.2]).is_err());
         assert!(GaussianProcess::fit(&[], &[], &GpConfig::default()).is_err());
         assert!(GaussianProcess::fit(&[vec![0.0]], &[f64::NAN], &GpConfig::default()).is_err());
-        assert!(GaussianProcess::fit(
-            &[vec![0.0], vec![1.0, 2.0]],
-            &[0.0, 1.0],
-            &GpConfig::default()
-        )
-        .is_err());
-        let bad = GpConfig {
-            length_scale: LengthScale::Fixed(0.0),
-            ..GpConfig::default()
-        };
+        assert!(GaussianProcess::fit(&[vec![0.0], vec![1.0, 2.0]], &[0.0, 1.0], &GpConfig::default()).is_err());
+        let bad = GpConfig { length_scale: LengthScale::Fixed(0.0), ..GpConfig::default() };
         assert!(GaussianProcess::fit(&[vec![0.0]], &[0.0], &bad).is_err());
     }
 }

@@ -27,9 +27,7 @@ mod stats;
 
 pub use asha::{Asha, AshaConfig, Decision};
 pub use bayes::{Acquisition, BayesOpt, BayesOptConfig};
-pub use budget::{
-    active_weights, overall_density, project_to_budget, project_to_budget_with_floor,
-};
+pub use budget::{active_weights, overall_density, project_to_budget, project_to_budget_with_floor};
 pub use gp::{matern52, GaussianProcess, GpConfig, LengthScale};
 pub use pareto::pareto_front;
 pub use random::RandomSearch;
@@ -103,9 +101,7 @@ impl SearchSpace {
             return Err(SearchError::InvalidSpace("dims must be at least 1".into()));
         }
         if !lo.is_finite() || !hi.is_finite() || lo > hi {
-            return Err(SearchError::InvalidSpace(format!(
-                "bounds [{lo}, {hi}] must be finite with lo <= hi"
-            )));
+            return Err(SearchError::InvalidSpace(format!("bounds [{lo}, {hi}] must be finite with lo <= hi")));
         }
         Ok(Self { dims, lo, hi })
     }
@@ -117,11 +113,7 @@ impl SearchSpace {
 
     /// One density for all layers in `[DEFAULT_D_MIN, DEFAULT_D_MAX]` (uniform search).
     pub fn uniform() -> Self {
-        Self {
-            dims: 1,
-            lo: DEFAULT_D_MIN,
-            hi: DEFAULT_D_MAX,
-        }
+        Self { dims: 1, lo: DEFAULT_D_MIN, hi: DEFAULT_D_MAX }
     }
 
     /// `x` with every coordinate clamped into the box.
@@ -131,9 +123,7 @@ impl SearchSpace {
 
     /// Whether `x` has `dims` finite coordinates, all inside the box.
     pub fn contains(&self, x: &[f64]) -> bool {
-        x.len() == self.dims
-            && x.iter()
-                .all(|&v| v.is_finite() && v >= self.lo && v <= self.hi)
+        x.len() == self.dims && x.iter().all(|&v| v.is_finite() && v >= self.lo && v <= self.hi)
     }
 
     /// Re-checks the invariants (fields are public, so a struct literal may break them).

@@ -5,13 +5,7 @@ use super::SearchSpace;
 
 /// Maximises `f` from `x0` (value `f0`) with a Nelder–Mead simplex whose points
 /// are clamped into the box; returns the best point seen and its value.
-pub(crate) fn nelder_mead<F: FnMut(&[f64]) -> f64>(
-    f: &mut F,
-    x0: &[f64],
-    f0: f64,
-    space: &SearchSpace,
-    max_evals: usize,
-) -> (Vec<f64>, f64) {
+pub(crate) fn nelder_mead<F: FnMut(&[f64]) -> f64>(f: &mut F, x0: &[f64], f0: f64, space: &SearchSpace, max_evals: usize) -> (Vec<f64>, f64) {
     let n = x0.len();
     let width = space.hi - space.lo;
     if width <= 0.0 || n == 0 || max_evals == 0 {
@@ -23,29 +17,15 @@ pub(crate) fn nelder_mead<F: FnMut(&[f64]) -> f64>(
     let mut evals = 0;
     for i in 0..n {
         let mut x = x0.to_vec();
-        x[i] = if x[i] + step <= space.hi {
-            x[i] + step
-        } else {
-            x[i] - step
-        };
+        x[i] = if x[i] + step <= space.hi { x[i] + step } else { x[i] - step };
         let x = space.clamp(&x);
         simplex.push((-f(&x), x));
         evals += 1;
     }
-    let toward = |a: &[f64], b: &[f64], t: f64| -> Vec<f64> {
-        space.clamp(
-            &a.iter()
-                .zip(b)
-                .map(|(p, q)| p + t * (q - p))
-                .collect::<Vec<_>>(),
-        )
-    };
+    let toward = |a: &[f64], b: &[f64], t: f64| -> Vec<f64> { space.clamp(&a.iter().zip(b).map(|(p, q)| p + t * (q - p)).collect::<Vec<_>>()) };
     while evals < max_evals {
         simplex.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let size = simplex[1..]
-            .iter()
-            .flat_map(|(_, x)| x.iter().zip(&simplex[0].1).map(|(p, q)| (p - q).abs()))
-            .fold(0.0, f64::max);
+        let size = simplex[1..].iter().flat_map(|(_, x)| x.iter().zip(&simplex[0].1).map(|(p, q)| (p - q).abs())).fold(0.0, f64::max);
         if size < 1e-9 * width {
             break;
         }
@@ -55,8 +35,7 @@ pub(crate) fn nelder_mead<F: FnMut(&[f64]) -> f64>(
                 *c += v / n as f64;
             }
         }
-        let (g_best, g_second, (g_worst, x_worst)) =
-            (simplex[0].0, simplex[n - 1].0, simplex[n].clone());
+        let (g_best, g_second, (g_worst, x_worst)) = (simplex[0].0, simplex[n - 1].0, simplex[n].clone());
         let xr = toward(&centroid, &x_worst, -1.0);
         let gr = -f(&xr);
         evals += 1;
@@ -69,11 +48,7 @@ pub(crate) fn nelder_mead<F: FnMut(&[f64]) -> f64>(
             simplex[n] = (gr, xr);
         } else {
             let outside = gr < g_worst;
-            let xc = if outside {
-                toward(&centroid, &xr, 0.5)
-            } else {
-                toward(&centroid, &x_worst, 0.5)
-            };
+            let xc = if outside { toward(&centroid, &xr, 0.5) } else { toward(&centroid, &x_worst, 0.5) };
             let gc = -f(&xc);
             evals += 1;
             if (outside && gc <= gr) || (!outside && gc < g_worst) {
@@ -154,20 +129,11 @@ mod tests {
         };
         let f0 = f(&[0.9, 0.1]);
         let (x, v) = nelder_mead(&mut f, &[0.9, 0.1], f0, &space, 500);
-        assert!(
-            (x[0] - 0.3).abs() < 1e-6 && (x[1] - 0.8).abs() < 1e-6,
-            "{x:?}"
-        );
+        assert!((x[0] - 0.3).abs() < 1e-6 && (x[1] - 0.8).abs() < 1e-6, "{x:?}");
         assert!(v > -1e-11 && evals <= 501);
         // Maximum outside the box: ends on the boundary x = 1.
         let mut g = |x: &[f64]| -(x[0] - 1.5).powi(2);
-        let (x, _) = nelder_mead(
-            &mut g,
-            &[0.2],
-            -1.69,
-            &SearchSpace::new(1, 0.0, 1.0).unwrap(),
-            300,
-        );
+        let (x, _) = nelder_mead(&mut g, &[0.2], -1.69, &SearchSpace::new(1, 0.0, 1.0).unwrap(), 300);
         assert!((x[0] - 1.0).abs() < 1e-9, "{x:?}");
         // No budget: the start is returned.
         let (x, v) = nelder_mead(&mut g, &[0.2], -1.69, &space, 0);

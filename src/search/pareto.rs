@@ -10,17 +10,11 @@
 /// coordinate are ignored. `O(n²)`, meant for the few hundred trials of a search.
 pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
     let valid = |p: &(f64, f64)| !p.0.is_nan() && !p.1.is_nan();
-    let dominates =
-        |a: &(f64, f64), b: &(f64, f64)| a.0 >= b.0 && a.1 <= b.1 && (a.0 > b.0 || a.1 < b.1);
-    let mut front: Vec<usize> = (0..points.len())
-        .filter(|&i| valid(&points[i]))
-        .filter(|&i| !points.iter().any(|q| valid(q) && dominates(q, &points[i])))
-        .collect();
+    let dominates = |a: &(f64, f64), b: &(f64, f64)| a.0 >= b.0 && a.1 <= b.1 && (a.0 > b.0 || a.1 < b.1);
+    let mut front: Vec<usize> = (0..points.len()).filter(|&i| valid(&points[i])).filter(|&i| !points.iter().any(|q| valid(q) && dominates(q, &points[i]))).collect();
     front.sort_by(|&i, &j| {
         let (a, b) = (points[i], points[j]);
-        a.1.total_cmp(&b.1)
-            .then(b.0.total_cmp(&a.0))
-            .then(i.cmp(&j))
+        a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)).then(i.cmp(&j))
     });
     front
 }
@@ -40,28 +34,13 @@ mod tests {
         // 5: (0.85,  600)  dominated by 1 (same accuracy, fewer weights)
         // 6: (0.70,  150)  dominated by 4 (same accuracy, fewer weights)
         // 7: (0.60,  100)  dominated by 4 (same size, more accurate)
-        let pts = [
-            (0.90, 1000.0),
-            (0.85, 400.0),
-            (0.80, 500.0),
-            (0.92, 5000.0),
-            (0.70, 100.0),
-            (0.85, 600.0),
-            (0.70, 150.0),
-            (0.60, 100.0),
-        ];
+        let pts = [(0.90, 1000.0), (0.85, 400.0), (0.80, 500.0), (0.92, 5000.0), (0.70, 100.0), (0.85, 600.0), (0.70, 150.0), (0.60, 100.0)];
         assert_eq!(pareto_front(&pts), vec![4, 1, 0, 3]);
     }
 
     #[test]
     fn duplicates_nan_and_empty() {
-        let pts = [
-            (0.5, 10.0),
-            (0.5, 10.0),
-            (f64::NAN, 1.0),
-            (0.4, 20.0),
-            (0.6, f64::NAN),
-        ];
+        let pts = [(0.5, 10.0), (0.5, 10.0), (f64::NAN, 1.0), (0.4, 20.0), (0.6, f64::NAN)];
         assert_eq!(pareto_front(&pts), vec![0, 1]);
         assert!(pareto_front(&[]).is_empty());
         assert_eq!(pareto_front(&[(0.1, 5.0)]), vec![0]);

@@ -17,10 +17,7 @@ impl RandomSearch {
     /// A random searcher over `space` seeded with `seed`.
     pub fn new(space: SearchSpace, seed: u64) -> Result<Self, SearchError> {
         space.validate()?;
-        Ok(Self {
-            space,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        })
+        Ok(Self { space, rng: ChaCha8Rng::seed_from_u64(seed) })
     }
 
     /// The box candidates are drawn from.
@@ -60,11 +57,7 @@ mod tests {
         let mut c = RandomSearch::new(space, 8).unwrap();
         let mut differs = false;
         for _ in 0..200 {
-            let (xa, xb, xc) = (
-                a.propose(&[]).unwrap(),
-                b.propose(&[]).unwrap(),
-                c.propose(&[]).unwrap(),
-            );
+            let (xa, xb, xc) = (a.propose(&[]).unwrap(), b.propose(&[]).unwrap(), c.propose(&[]).unwrap());
             assert_eq!(xa, xb);
             assert!(space.contains(&xa), "{xa:?} outside the box");
             assert!(space.contains(&xc));
@@ -95,11 +88,7 @@ mod tests {
     fn degenerate_box_and_bad_space() {
         let mut s = RandomSearch::new(SearchSpace::new(2, 0.3, 0.3).unwrap(), 0).unwrap();
         assert_eq!(s.propose(&[]).unwrap(), vec![0.3, 0.3]);
-        let bad = SearchSpace {
-            dims: 0,
-            lo: 0.0,
-            hi: 1.0,
-        };
+        let bad = SearchSpace { dims: 0, lo: 0.0, hi: 1.0 };
         assert!(RandomSearch::new(bad, 0).is_err());
     }
 }

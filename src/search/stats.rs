@@ -23,11 +23,7 @@ pub fn nanpercentile(values: &[f64], q: f64) -> Option<f64> {
     let (a, b) = (v[prev as usize], v[prev as usize + 1]);
     let t = virtual_index - prev;
     let diff = b - a;
-    Some(if t >= 0.5 {
-        b - diff * (1.0 - t)
-    } else {
-        a + diff * t
-    })
+    Some(if t >= 0.5 { b - diff * (1.0 - t) } else { a + diff * t })
 }
 
 /// Standard normal density.
@@ -40,14 +36,7 @@ pub(crate) fn norm_pdf(z: f64) -> f64 {
 pub(crate) fn norm_cdf(z: f64) -> f64 {
     let x = -z / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * x.abs());
-    let poly = -1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807
-                            + t * (-1.13520398
-                                + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
     let erfc_abs = t * (-x * x + poly).exp();
     let erfc = if x >= 0.0 { erfc_abs } else { 2.0 - erfc_abs };
     0.5 * erfc

@@ -28,11 +28,7 @@ pub struct KendallResult {
 
 impl fmt::Display for KendallResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Kendall tau-b ({}, two-sided): tau = {:.6}, n = {}, p = {:.6e}",
-            self.method, self.tau, self.n, self.p_value
-        )
+        write!(f, "Kendall tau-b ({}, two-sided): tau = {:.6}, n = {}, p = {:.6e}", self.method, self.tau, self.n, self.p_value)
     }
 }
 
@@ -46,12 +42,7 @@ struct PairCounts {
 
 fn count_pairs(x: &[f64], y: &[f64]) -> PairCounts {
     let sign = |a: f64, b: f64| i8::from(a > b) - i8::from(a < b);
-    let mut c = PairCounts {
-        concordant: 0,
-        discordant: 0,
-        x_tied: 0,
-        y_tied: 0,
-    };
+    let mut c = PairCounts { concordant: 0, discordant: 0, x_tied: 0, y_tied: 0 };
     for i in 0..x.len() {
         for j in i + 1..x.len() {
             let (sx, sy) = (sign(x[i], x[j]), sign(y[i], y[j]));
@@ -112,20 +103,13 @@ fn exact_p(n: usize, c: usize) -> f64 {
 /// Errors: lengths differ, a NaN, n < 2, or a constant sample (tau-b undefined).
 pub fn kendall_tau(x: &[f64], y: &[f64]) -> Result<KendallResult, StatsError> {
     if x.len() != y.len() {
-        return Err(StatsError::LengthMismatch {
-            x: x.len(),
-            y: y.len(),
-        });
+        return Err(StatsError::LengthMismatch { x: x.len(), y: y.len() });
     }
     check_no_nan(x, "x")?;
     check_no_nan(y, "y")?;
     let n = x.len();
     if n < 2 {
-        return Err(StatsError::TooFewObservations {
-            test: "kendall_tau",
-            needed: 2,
-            got: n,
-        });
+        return Err(StatsError::TooFewObservations { test: "kendall_tau", needed: 2, got: n });
     }
     let pc = count_pairs(x, y);
     let total = (n * (n - 1) / 2) as u64;
@@ -136,8 +120,7 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> Result<KendallResult, StatsError> {
         return Err(StatsError::ConstantInput { which: "y" });
     }
     let s = pc.concordant as f64 - pc.discordant as f64;
-    let tau = (s / ((total - pc.x_tied) as f64).sqrt() / ((total - pc.y_tied) as f64).sqrt())
-        .clamp(-1.0, 1.0);
+    let tau = (s / ((total - pc.x_tied) as f64).sqrt() / ((total - pc.y_tied) as f64).sqrt()).clamp(-1.0, 1.0);
 
     let no_ties = pc.x_tied == 0 && pc.y_tied == 0;
     let c = pc.discordant.min(total - pc.discordant) as usize;
@@ -149,20 +132,10 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> Result<KendallResult, StatsError> {
         let (x0, x1) = tie_terms(x);
         let (y0, y1) = tie_terms(y);
         let (tx, ty) = (pc.x_tied as f64, pc.y_tied as f64);
-        let var = (m * (2.0 * nf + 5.0) - x1 - y1) / 18.0
-            + (2.0 * tx * ty) / m
-            + x0 * y0 / (9.0 * m * (nf - 2.0));
-        (
-            Method::Approx,
-            (2.0 * normal_sf((s / var.sqrt()).abs())).min(1.0),
-        )
+        let var = (m * (2.0 * nf + 5.0) - x1 - y1) / 18.0 + (2.0 * tx * ty) / m + x0 * y0 / (9.0 * m * (nf - 2.0));
+        (Method::Approx, (2.0 * normal_sf((s / var.sqrt()).abs())).min(1.0))
     };
-    Ok(KendallResult {
-        tau,
-        p_value,
-        method,
-        n,
-    })
+    Ok(KendallResult { tau, p_value, method, n })
 }
 
 #[cfg(test)]
@@ -170,10 +143,7 @@ mod tests {
     use super::*;
 
     fn inversions(p: &[usize]) -> usize {
-        (0..p.len())
-            .flat_map(|i| (i + 1..p.len()).map(move |j| (i, j)))
-            .filter(|&(i, j)| p[i] > p[j])
-            .count()
+        (0..p.len()).flat_map(|i| (i + 1..p.len()).map(move |j| (i, j))).filter(|&(i, j)| p[i] > p[j]).count()
     }
 
     /// All permutations of 0..n (Heap's algorithm), for brute-force null distributions.
@@ -204,10 +174,7 @@ mod tests {
         // Perfect agreement, n = 5: p = 2 / 5! = 1/60.
         let r = kendall_tau(&[1.0, 2.0, 3.0, 4.0, 5.0], &[10.0, 20.0, 30.0, 40.0, 50.0]).unwrap();
         // tau = 10 / sqrt(10) / sqrt(10) rounds to 1 - 1e-16, exactly as scipy does.
-        assert!(
-            (r.p_value * 60.0 - 1.0).abs() < 1e-14 && (r.tau - 1.0).abs() < 1e-15,
-            "{r:?}"
-        );
+        assert!((r.p_value * 60.0 - 1.0).abs() < 1e-14 && (r.tau - 1.0).abs() < 1e-15, "{r:?}");
         // n = 40 > 33 but perfectly reversed: still exact, p = 2 / 40!.
         let x: Vec<f64> = (0..40).map(f64::from).collect();
         let y: Vec<f64> = x.iter().map(|v| -v).collect();
@@ -228,17 +195,10 @@ mod tests {
                 // S = P - 2 I; two-sided p = P(|S| >= |S_obs|) over all n! permutations.
                 let s_of = |p: &[usize]| total as i64 - 2 * inversions(p) as i64;
                 let s_obs = s_of(obs);
-                let hits = perms
-                    .iter()
-                    .filter(|p| s_of(p).abs() >= s_obs.abs())
-                    .count();
+                let hits = perms.iter().filter(|p| s_of(p).abs() >= s_obs.abs()).count();
                 let r = kendall_tau(&x, &y).unwrap();
                 let want = hits as f64 / perms.len() as f64;
-                assert!(
-                    (r.p_value - want).abs() <= 1e-13 * want,
-                    "n={n} {obs:?}: {} vs {want}",
-                    r.p_value
-                );
+                assert!((r.p_value - want).abs() <= 1e-13 * want, "n={n} {obs:?}: {} vs {want}", r.p_value);
                 assert!((r.tau - s_obs as f64 / total as f64).abs() < 1e-15);
             }
         }
@@ -254,47 +214,17 @@ mod tests {
         assert!((r.tau - 0.8).abs() < 1e-15);
         let want = 2.0 * normal_sf(4.0 / (41.0f64 / 6.0).sqrt());
         assert!((r.p_value - want).abs() < 1e-15 && (0.12..0.13).contains(&r.p_value));
-        assert_eq!(
-            tie_terms(&[1.0, 1.0, 1.0, 2.0, 2.0]),
-            (6.0, 3.0 * 2.0 * 11.0 + 2.0 * 9.0)
-        );
+        assert_eq!(tie_terms(&[1.0, 1.0, 1.0, 2.0, 2.0]), (6.0, 3.0 * 2.0 * 11.0 + 2.0 * 9.0));
     }
 
     #[test]
     fn invalid_input_is_an_error() {
-        assert_eq!(
-            kendall_tau(&[1.0, 2.0], &[1.0]),
-            Err(StatsError::LengthMismatch { x: 2, y: 1 })
-        );
-        assert_eq!(
-            kendall_tau(&[1.0], &[1.0]),
-            Err(StatsError::TooFewObservations {
-                test: "kendall_tau",
-                needed: 2,
-                got: 1
-            })
-        );
-        assert_eq!(
-            kendall_tau(&[1.0, 2.0], &[f64::NAN, 1.0]),
-            Err(StatsError::NaN {
-                which: "y",
-                index: 0
-            })
-        );
-        assert_eq!(
-            kendall_tau(&[3.0, 3.0, 3.0], &[1.0, 2.0, 3.0]),
-            Err(StatsError::ConstantInput { which: "x" })
-        );
-        assert_eq!(
-            kendall_tau(&[1.0, 2.0, 3.0], &[0.5, 0.5, 0.5]),
-            Err(StatsError::ConstantInput { which: "y" })
-        );
-        let s = kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0])
-            .unwrap()
-            .to_string();
-        assert!(
-            !s.contains('\n') && s.contains("tau = 0.333333") && s.contains("n = 3"),
-            "{s}"
-        );
+        assert_eq!(kendall_tau(&[1.0, 2.0], &[1.0]), Err(StatsError::LengthMismatch { x: 2, y: 1 }));
+        assert_eq!(kendall_tau(&[1.0], &[1.0]), Err(StatsError::TooFewObservations { test: "kendall_tau", needed: 2, got: 1 }));
+        assert_eq!(kendall_tau(&[1.0, 2.0], &[f64::NAN, 1.0]), Err(StatsError::NaN { which: "y", index: 0 }));
+        assert_eq!(kendall_tau(&[3.0, 3.0, 3.0], &[1.0, 2.0, 3.0]), Err(StatsError::ConstantInput { which: "x" }));
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[0.5, 0.5, 0.5]), Err(StatsError::ConstantInput { which: "y" }));
+        let s = kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]).unwrap().to_string();
+        assert!(!s.contains('\n') && s.contains("tau = 0.333333") && s.contains("n = 3"), "{s}");
     }
 }

@@ -101,11 +101,7 @@ const ZERO_METHODS: &str = "wilcox, pratt";
 const METHODS: &str = "exact, approx, auto";
 
 fn unknown(kind: &'static str, value: &str, valid: &'static str) -> StatsError {
-    StatsError::UnknownOption {
-        kind,
-        value: value.to_string(),
-        valid,
-    }
+    StatsError::UnknownOption { kind, value: value.to_string(), valid }
 }
 
 impl FromStr for Alternative {

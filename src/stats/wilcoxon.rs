@@ -26,11 +26,7 @@ pub struct WilcoxonOptions {
 
 impl Default for WilcoxonOptions {
     fn default() -> Self {
-        Self {
-            alternative: Alternative::Greater,
-            zero_method: ZeroMethod::Wilcox,
-            method: Method::Auto,
-        }
+        Self { alternative: Alternative::Greater, zero_method: ZeroMethod::Wilcox, method: Method::Auto }
     }
 }
 
@@ -55,11 +51,7 @@ pub struct WilcoxonResult {
 
 impl fmt::Display for WilcoxonResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Wilcoxon signed-rank ({}, {}): W+ = {}, n = {}, p = {:.6e}, median diff = {}",
-            self.method, self.alternative, self.statistic, self.n, self.p_value, self.median_diff
-        )
+        write!(f, "Wilcoxon signed-rank ({}, {}): W+ = {}, n = {}, p = {:.6e}, median diff = {}", self.method, self.alternative, self.statistic, self.n, self.p_value, self.median_diff)
     }
 }
 
@@ -70,16 +62,9 @@ impl fmt::Display for WilcoxonResult {
 /// for n <= 50 non-zero differences. The exact DP costs O(n^3) time and O(n^2) memory.
 ///
 /// Errors: lengths differ, a NaN in `x`, `y` or `x - y`, or no non-zero difference is left.
-pub fn wilcoxon(
-    x: &[f64],
-    y: &[f64],
-    opts: &WilcoxonOptions,
-) -> Result<WilcoxonResult, StatsError> {
+pub fn wilcoxon(x: &[f64], y: &[f64], opts: &WilcoxonOptions) -> Result<WilcoxonResult, StatsError> {
     if x.len() != y.len() {
-        return Err(StatsError::LengthMismatch {
-            x: x.len(),
-            y: y.len(),
-        });
+        return Err(StatsError::LengthMismatch { x: x.len(), y: y.len() });
     }
     check_no_nan(x, "x")?;
     check_no_nan(y, "y")?;
@@ -94,11 +79,7 @@ pub fn wilcoxon(
     let n_zero = d.iter().filter(|v| **v == 0.0).count();
     let n = d.len() - n_zero;
     if n < 1 {
-        return Err(StatsError::TooFewObservations {
-            test: "wilcoxon",
-            needed: 1,
-            got: 0,
-        });
+        return Err(StatsError::TooFewObservations { test: "wilcoxon", needed: 1, got: 0 });
     }
     let abs: Vec<f64> = ranked.iter().map(|v| v.abs()).collect();
     let (ranks2, tie_sizes) = doubled_ranks(&abs);
@@ -133,14 +114,7 @@ pub fn wilcoxon(
         }
     };
 
-    Ok(WilcoxonResult {
-        statistic,
-        n,
-        p_value,
-        method,
-        alternative: opts.alternative,
-        median_diff: median(&d),
-    })
+    Ok(WilcoxonResult { statistic, n, p_value, method, alternative: opts.alternative, median_diff: median(&d) })
 }
 
 /// Doubled average ranks (1-based) of `a`, so a tie spanning sorted positions i..=j gets i + j + 2,
@@ -208,10 +182,7 @@ fn approx_p(r_plus: f64, count: usize, zeros: usize, tie_sizes: &[usize], alt: A
     let z0 = zeros as f64;
     let mean = c * (c + 1.0) * 0.25 - z0 * (z0 + 1.0) * 0.25;
     let var24 = c * (c + 1.0) * (2.0 * c + 1.0) - z0 * (z0 + 1.0) * (2.0 * z0 + 1.0);
-    let tie_correct: f64 = tie_sizes
-        .iter()
-        .map(|&t| (t as f64).powi(3) - t as f64)
-        .sum();
+    let tie_correct: f64 = tie_sizes.iter().map(|&t| (t as f64).powi(3) - t as f64).sum();
     let se = ((var24 - tie_correct / 2.0) / 24.0).sqrt();
     let z = (r_plus - mean) / se;
     // scipy's two-sided correction uses sign(z), which is 0 at z == 0 (f64::signum is not).
@@ -247,11 +218,7 @@ mod tests {
     use Alternative::{Greater, Less};
 
     fn run(x: &[f64], y: &[f64], alt: Alternative, zm: ZeroMethod, m: Method) -> WilcoxonResult {
-        let opts = WilcoxonOptions {
-            alternative: alt,
-            zero_method: zm,
-            method: m,
-        };
+        let opts = WilcoxonOptions { alternative: alt, zero_method: zm, method: m };
         wilcoxon(x, y, &opts).unwrap()
     }
 
@@ -264,9 +231,7 @@ mod tests {
     #[test]
     fn published_n10_critical_value() {
         // |d| = 1..10, positive at ranks 1 and 7 -> W+ = 8.
-        let d: Vec<f64> = (1..=10)
-            .map(|k| if k == 1 || k == 7 { k } else { -k } as f64)
-            .collect();
+        let d: Vec<f64> = (1..=10).map(|k| if k == 1 || k == 7 { k } else { -k } as f64).collect();
         let y = vec![0.0; 10];
         let r = run(&d, &y, Less, ZeroMethod::Wilcox, Method::Auto);
         assert_eq!((r.statistic, r.n, r.method), (8.0, 10, Method::Exact));
@@ -290,9 +255,7 @@ mod tests {
 
     #[test]
     fn auto_switches_at_fifty() {
-        let x: Vec<f64> = (1..=51)
-            .map(|k| if k % 3 == 0 { -k } else { k } as f64)
-            .collect();
+        let x: Vec<f64> = (1..=51).map(|k| if k % 3 == 0 { -k } else { k } as f64).collect();
         let y = vec![0.0; 51];
         let r51 = wilcoxon(&x, &y, &WilcoxonOptions::default()).unwrap();
         let r50 = wilcoxon(&x[..50], &y[..50], &WilcoxonOptions::default()).unwrap();
@@ -300,12 +263,7 @@ mod tests {
         assert_eq!((r50.method, r50.n), (Method::Exact, 50));
         // At n ~ 50 the continuity-corrected normal is close to the exact tail.
         let e51 = run(&x, &y, Greater, ZeroMethod::Wilcox, Method::Exact);
-        assert!(
-            (r51.p_value - e51.p_value).abs() < 2e-3,
-            "{} vs {}",
-            r51.p_value,
-            e51.p_value
-        );
+        assert!((r51.p_value - e51.p_value).abs() < 2e-3, "{} vs {}", r51.p_value, e51.p_value);
     }
 
     #[test]
@@ -328,38 +286,20 @@ mod tests {
         let o = WilcoxonOptions::default();
         let mismatch = StatsError::LengthMismatch { x: 1, y: 2 };
         assert_eq!(wilcoxon(&[1.0], &[1.0, 2.0], &o), Err(mismatch));
-        let nan_x = StatsError::NaN {
-            which: "x",
-            index: 1,
-        };
+        let nan_x = StatsError::NaN { which: "x", index: 1 };
         assert_eq!(wilcoxon(&[1.0, f64::NAN], &[0.0, 0.0], &o), Err(nan_x));
-        let nan_d = StatsError::NaN {
-            which: "x - y",
-            index: 0,
-        };
+        let nan_d = StatsError::NaN { which: "x - y", index: 0 };
         assert_eq!(wilcoxon(&[f64::INFINITY], &[f64::INFINITY], &o), Err(nan_d));
-        let too_few = Err(StatsError::TooFewObservations {
-            test: "wilcoxon",
-            needed: 1,
-            got: 0,
-        });
+        let too_few = Err(StatsError::TooFewObservations { test: "wilcoxon", needed: 1, got: 0 });
         assert_eq!(wilcoxon(&[2.0, 3.0], &[2.0, 3.0], &o), too_few);
         assert_eq!(wilcoxon(&[], &[], &o), too_few);
-        let pratt = WilcoxonOptions {
-            zero_method: ZeroMethod::Pratt,
-            ..o
-        };
+        let pratt = WilcoxonOptions { zero_method: ZeroMethod::Pratt, ..o };
         assert_eq!(wilcoxon(&[2.0], &[2.0], &pratt), too_few);
     }
 
     #[test]
     fn display_is_one_line() {
-        let r = wilcoxon(
-            &[3.0, 5.0, 1.0],
-            &[1.0, 2.0, 2.0],
-            &WilcoxonOptions::default(),
-        )
-        .unwrap();
+        let r = wilcoxon(&[3.0, 5.0, 1.0], &[1.0, 2.0, 2.0], &WilcoxonOptions::default()).unwrap();
         let s = r.to_string();
         assert!(!s.contains('\n'));
         for part in ["W+ = 5", "exact", "greater", "n = 3", "median diff = 2"] {

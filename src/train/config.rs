@@ -21,11 +21,7 @@ impl DeviceSpec {
             "auto" => Ok(DeviceSpec::Auto),
             "cpu" => Ok(DeviceSpec::Cpu),
             "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|i| i.parse().ok())
-                .map(DeviceSpec::Cuda)
-                .ok_or_else(|| Error::config("device", format!("{s:?} is not one of auto, cpu, cuda, cuda:N"))),
+            other => other.strip_prefix("cuda:").and_then(|i| i.parse().ok()).map(DeviceSpec::Cuda).ok_or_else(|| Error::config("device", format!("{s:?} is not one of auto, cpu, cuda, cuda:N"))),
         }
     }
 

@@ -4,7 +4,7 @@
 use super::gradflow::{measure, measure_epochs, measurement_indices, GradFlowPoint};
 use super::progress::Progress;
 use super::step::{member_losses, Stepper};
-use super::{EpochRecord, Ended, RunResult, TrainConfig};
+use super::{Ended, EpochRecord, RunResult, TrainConfig};
 use crate::compute::FusedLayer;
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
@@ -222,7 +222,7 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
         let plans: Vec<(Tensor, Option<Tensor>)> = cfgs.iter().map(|c| epoch_order(cfg, c.seed, epoch, n, device)).collect();
         let order = Tensor::stack(&plans.iter().map(|p| p.0.shallow_clone()).collect::<Vec<_>>(), 0); // [E, n]
         let draws = cfg.augment.then(|| Tensor::stack(&plans.iter().filter_map(|p| p.1.as_ref().map(Tensor::shallow_clone)).collect::<Vec<_>>(), 0)); // [E, n, 3]
-        // Sums stay on the device: no host round trip per batch.
+                                                                                                                                                      // Sums stay on the device: no host round trip per batch.
         let loss_sum = Tensor::zeros([e], (Kind::Float, device));
         let correct = Tensor::zeros([e], (Kind::Int64, device));
         for b in 0..batches {

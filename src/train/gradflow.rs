@@ -130,14 +130,7 @@ pub fn measure(model: &dyn Model, subset: &Split, epoch: usize) -> Result<GradFl
     }
     model.clear_measure();
     let nl = layers.len().max(1) as f64;
-    Ok(GradFlowPoint {
-        epoch,
-        egf1: layers.iter().map(|l| l.masked_l1).sum::<f64>() / nl,
-        egf2: layers.iter().map(|l| l.masked_l2).sum::<f64>() / nl,
-        gnorm1: g1,
-        gnorm2: g2sq.sqrt(),
-        layers,
-    })
+    Ok(GradFlowPoint { epoch, egf1: layers.iter().map(|l| l.masked_l1).sum::<f64>() / nl, egf2: layers.iter().map(|l| l.masked_l2).sum::<f64>() / nl, gnorm1: g1, gnorm2: g2sq.sqrt(), layers })
 }
 
 /// Averages of the four measures over the measurement points ("average EGF").

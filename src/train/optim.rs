@@ -91,10 +91,7 @@ impl OptimizerConfig {
             positive("eps", e)?;
         }
         if self.weight_decay > 0.0 && self.kind != OptimizerKind::AdamW {
-            return Err(Error::config(
-                "weight_decay",
-                format!("decoupled weight decay applies to adamw only; for {} use l2 (coupled)", self.kind.name()),
-            ));
+            return Err(Error::config("weight_decay", format!("decoupled weight decay applies to adamw only; for {} use l2 (coupled)", self.kind.name())));
         }
         for (k, b) in [("beta1", self.betas.0), ("beta2", self.betas.1), ("alpha", self.alpha)] {
             if !(0.0..1.0).contains(&b) {

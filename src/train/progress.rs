@@ -17,8 +17,7 @@ impl Progress {
             return Progress::Lines { epochs };
         }
         let bar = ProgressBar::new((epochs * batches) as u64);
-        let style = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} batches, ETA {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} batches, ETA {eta} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(label.to_string());
         Progress::Bar(bar)

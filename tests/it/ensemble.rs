@@ -7,7 +7,7 @@ use sparselab::compute::CsrPlan;
 use sparselab::data::Dataset;
 use sparselab::experiment::{sc_sdc, InitFan, ScSdcConfig, Session};
 use sparselab::model::{random_mask, BatchedMlp, Densities, Fan, Kernel, MlpConfig, Model};
-use sparselab::train::{train, train_ensemble, NoCallback, GradFlowConfig, OptimizerConfig, OptimizerKind, RunResult, TrainConfig};
+use sparselab::train::{train, train_ensemble, GradFlowConfig, NoCallback, OptimizerConfig, OptimizerKind, RunResult, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
 /// Largest difference relative to the largest entry of `b` (at least 0.1, so a
@@ -81,11 +81,7 @@ fn member(seed: u64, densities: Densities) -> MlpConfig {
 fn dense_ensemble_members_train_as_they_would_alone() {
     let data = synthetic();
     let arch = |seed, d| MlpConfig { activation: "prelu".into(), batch_norm: true, skip: true, kernel: Kernel::Dense, ..member(seed, d) };
-    let members = [
-        arch(0, Densities::Uniform(0.5)),
-        MlpConfig { fans: Some(vec![Fan::Value(64.0)]), ..arch(1, Densities::PerLayer(vec![1.0, 0.2, 0.7, 0.3, 0.9])) },
-        arch(2, Densities::Uniform(1.0)),
-    ];
+    let members = [arch(0, Densities::Uniform(0.5)), MlpConfig { fans: Some(vec![Fan::Value(64.0)]), ..arch(1, Densities::PerLayer(vec![1.0, 0.2, 0.7, 0.3, 0.9])) }, arch(2, Densities::Uniform(1.0))];
     let tc = TrainConfig {
         epochs: 3,
         augment: true,
@@ -102,7 +98,8 @@ fn dense_ensemble_members_train_as_they_would_alone() {
 fn compact_ensemble_members_train_as_they_would_alone() {
     let data = synthetic();
     let arch = |seed, d| MlpConfig { activation: "srelu".into(), bias: false, ..member(seed, d) };
-    let members = [arch(3, Densities::PerLayer(vec![0.1, 0.05, 0.3, 0.2, 1.0])), arch(4, Densities::PerLayer(vec![0.3, 0.4, 0.01, 0.2, 0.5])), arch(5, Densities::PerLayer(vec![0.2, 0.2, 0.2, 0.2, 0.8]))];
+    let members =
+        [arch(3, Densities::PerLayer(vec![0.1, 0.05, 0.3, 0.2, 1.0])), arch(4, Densities::PerLayer(vec![0.3, 0.4, 0.01, 0.2, 0.5])), arch(5, Densities::PerLayer(vec![0.2, 0.2, 0.2, 0.2, 0.8]))];
     let tc = TrainConfig { epochs: 2, optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 3e-3, ..Default::default() }, ..quick() };
     check_against_alone(&data, &members, &tc, &[Kernel::Compact, Kernel::Compact, Kernel::Compact, Kernel::Compact, Kernel::Dense]);
 }

@@ -89,7 +89,10 @@ fn fused_says_why_it_does_not_apply() {
     };
     let base = MlpConfig::new(64, 4, 2, 16);
     assert_eq!(fused(base.clone(), OptimizerKind::Adam), "step: \"fused\" does not apply: optimizer adam (the fused step does sgd and momentum); use \"auto\"");
-    assert_eq!(fused(MlpConfig { batch_norm: true, ..base.clone() }, OptimizerKind::Sgd), "step: \"fused\" does not apply: the model is not a plain ReLU MLP (no BatchNorm, skip or dropout); use \"auto\"");
+    assert_eq!(
+        fused(MlpConfig { batch_norm: true, ..base.clone() }, OptimizerKind::Sgd),
+        "step: \"fused\" does not apply: the model is not a plain ReLU MLP (no BatchNorm, skip or dropout); use \"auto\""
+    );
     assert!(fused(MlpConfig { activation: "swish".into(), ..base.clone() }, OptimizerKind::Sgd).contains("not a plain ReLU MLP"));
     assert!(sparselab::train::StepKind::parse("fuse").unwrap_err().to_string().contains("valid: auto, autograd, fused"));
 }

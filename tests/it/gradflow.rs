@@ -49,4 +49,3 @@ fn egf_and_gradient_norms_match_pytorch() {
         assert!(p.gnorm1 > p.egf1 * 3.0 - 1e-9);
     }
 }
-

@@ -1,5 +1,5 @@
 //! Sparse layers and MLPs: exact counts, masks saved and loaded, skip connections.
-use sparselab::model::{Densities, Fan, MlpConfig, Mode, Model, SparseConv2dConfig, Density};
+use sparselab::model::{Densities, Density, Fan, MlpConfig, Mode, Model, SparseConv2dConfig};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 #[test]
@@ -103,7 +103,7 @@ fn libtorch_cuda_is_linked_into_the_binary() {
 fn resnet32_forward_backward_shapes_and_mask_invariants() {
     let _torch = super::common::torch_lock();
     use sparselab::model::CnnConfig;
-    use sparselab::train::{OptimizerConfig, OptimizerKind, Optimizer};
+    use sparselab::train::{Optimizer, OptimizerConfig, OptimizerKind};
     let cfg = CnnConfig { densities: vec![0.3], ..CnnConfig::new("resnet32", 3, 100) };
     // conv1, 15 blocks x 2 convs, 2 projection shortcuts (16->32, 32->64), fc.
     assert_eq!(cfg.layer_count().unwrap(), 34);

@@ -79,7 +79,7 @@ fn pruned_model_is_not_answered_from_a_fresh_models_record() {
     // round(0.1 x 1024) = 102 of fc1's 64x16 weights, round(0.1 x 64) = 6 of fc2's 16x4.
     assert_eq!(out.trim(), format!("[{}, {}]", 102.0 / 1024.0, 6.0 / 64.0));
     assert_eq!(records(&d), 3); // fresh train, prune_train, train of the pruned model
-    // Rerun: every run is reused and the pruned model is still pruned.
+                                // Rerun: every run is reused and the pruned model is still pruned.
     let (out, err) = ok(&sparselab(&d, "run", "pruned.rhai", script));
     assert_eq!(err.matches("reused").count(), 2, "{err}");
     assert_eq!(out.trim(), format!("[{}, {}]", 102.0 / 1024.0, 6.0 / 64.0));
@@ -120,7 +120,7 @@ fn snas_best_model_is_not_answered_from_another_best_models_record() {
     let losses: Vec<&str> = first.split_whitespace().collect();
     assert_ne!(losses[0], losses[1], "two different best models gave one result");
     assert_eq!(records(&d), 6); // 4 trials, 2 trainings
-    // Rerun: the trials and both trainings are reused with the same numbers.
+                                // Rerun: the trials and both trainings are reused with the same numbers.
     let (again, err) = ok(&sparselab(&d, "run", "snas_best.rhai", script));
     assert_eq!(err.matches("reused").count(), 2, "{err}");
     assert_eq!(again, first);

@@ -44,8 +44,7 @@ struct KendallCase {
 
 fn load() -> Reference {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stats/reference.json");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
@@ -69,62 +68,26 @@ fn close_to_scipy(got: f64, want: f64, method: Method) -> bool {
 #[test]
 fn wilcoxon_matches_scipy() {
     let r = load();
-    assert!(
-        r.scipy_version.starts_with('1'),
-        "unexpected scipy version {}",
-        r.scipy_version
-    );
+    assert!(r.scipy_version.starts_with('1'), "unexpected scipy version {}", r.scipy_version);
     // Guard against a silently truncated file: every (method, zero_method) pairing must be present.
-    for (m, zm) in [
-        ("exact", "wilcox"),
-        ("exact", "pratt"),
-        ("approx", "wilcox"),
-        ("approx", "pratt"),
-    ] {
-        let count = r
-            .wilcoxon
-            .iter()
-            .filter(|c| c.method == m && c.zero_method == zm)
-            .count();
+    for (m, zm) in [("exact", "wilcox"), ("exact", "pratt"), ("approx", "wilcox"), ("approx", "pratt")] {
+        let count = r.wilcoxon.iter().filter(|c| c.method == m && c.zero_method == zm).count();
         assert!(count >= 12, "only {count} {m}/{zm} reference cases");
     }
-    let with_integer = r
-        .wilcoxon
-        .iter()
-        .filter(|c| c.p_value_integer.is_some())
-        .count();
-    assert_eq!(
-        with_integer,
-        r.wilcoxon.iter().filter(|c| c.method == "exact").count()
-    );
+    let with_integer = r.wilcoxon.iter().filter(|c| c.p_value_integer.is_some()).count();
+    assert_eq!(with_integer, r.wilcoxon.iter().filter(|c| c.method == "exact").count());
     for c in &r.wilcoxon {
-        let opts = WilcoxonOptions {
-            alternative: c.alternative.parse().unwrap(),
-            zero_method: c.zero_method.parse().unwrap(),
-            method: c.method.parse().unwrap(),
-        };
-        let ctx = format!(
-            "{} {} {} {}",
-            c.label, c.alternative, c.zero_method, c.method
-        );
+        let opts = WilcoxonOptions { alternative: c.alternative.parse().unwrap(), zero_method: c.zero_method.parse().unwrap(), method: c.method.parse().unwrap() };
+        let ctx = format!("{} {} {} {}", c.label, c.alternative, c.zero_method, c.method);
         let got = wilcoxon(&c.x, &c.y, &opts).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         assert_eq!(got.method, opts.method, "{ctx}");
         assert_eq!(got.alternative, opts.alternative, "{ctx}");
         assert_eq!(got.n, c.n, "{ctx}");
         assert_eq!(got.statistic, c.statistic, "{ctx}");
         assert_eq!(got.median_diff, c.median_diff, "{ctx}");
-        assert!(
-            close_to_scipy(got.p_value, c.p_value, got.method),
-            "{ctx}: p = {} vs scipy {}",
-            got.p_value,
-            c.p_value
-        );
+        assert!(close_to_scipy(got.p_value, c.p_value, got.method), "{ctx}: p = {} vs scipy {}", got.p_value, c.p_value);
         if let Some(want) = c.p_value_integer {
-            assert!(
-                close(got.p_value, want, 1e-12, 0.0),
-                "{ctx}: p = {} vs integer {want}",
-                got.p_value
-            );
+            assert!(close(got.p_value, want, 1e-12, 0.0), "{ctx}: p = {} vs integer {want}", got.p_value);
         }
     }
 }
@@ -136,26 +99,11 @@ fn kendall_matches_scipy() {
     assert!(r.kendall.iter().filter(|c| c.method == "approx").count() >= 6);
     for c in &r.kendall {
         let got = kendall_tau(&c.x, &c.y).unwrap_or_else(|e| panic!("{}: {e}", c.label));
-        assert_eq!(
-            got.method,
-            c.method.parse::<Method>().unwrap(),
-            "{}",
-            c.label
-        );
+        assert_eq!(got.method, c.method.parse::<Method>().unwrap(), "{}", c.label);
         assert_eq!(got.n, c.n, "{}", c.label);
-        assert!(
-            close(got.tau, c.tau, 1e-10, 0.0),
-            "{}: tau = {} vs scipy {}",
-            c.label,
-            got.tau,
-            c.tau
-        );
+        assert!(close(got.tau, c.tau, 1e-10, 0.0), "{}: tau = {} vs scipy {}", c.label, got.tau, c.tau);
         let p_ok = close_to_scipy(got.p_value, c.p_value, got.method);
-        assert!(
-            p_ok,
-            "{}: p = {} vs scipy {}",
-            c.label, got.p_value, c.p_value
-        );
+        assert!(p_ok, "{}: p = {} vs scipy {}", c.label, got.p_value, c.p_value);
     }
 }
 
@@ -171,25 +119,13 @@ fn option_strings_round_trip_and_reject_unknown() {
         assert_eq!(s.parse::<Method>().unwrap().to_string(), s);
     }
     let err = "two_sided".parse::<Alternative>().unwrap_err().to_string();
-    assert!(
-        err.contains("'two_sided'") && err.contains("greater, less, two-sided"),
-        "{err}"
-    );
+    assert!(err.contains("'two_sided'") && err.contains("greater, less, two-sided"), "{err}");
     let err = "zsplit".parse::<ZeroMethod>().unwrap_err().to_string();
-    assert!(
-        err.contains("'zsplit'") && err.contains("wilcox, pratt"),
-        "{err}"
-    );
+    assert!(err.contains("'zsplit'") && err.contains("wilcox, pratt"), "{err}");
     let err = "asymptotic".parse::<Method>().unwrap_err().to_string();
-    assert!(
-        err.contains("'asymptotic'") && err.contains("exact, approx, auto"),
-        "{err}"
-    );
+    assert!(err.contains("'asymptotic'") && err.contains("exact, approx, auto"), "{err}");
     let d = WilcoxonOptions::default();
-    assert_eq!(
-        (d.alternative, d.zero_method, d.method),
-        (Alternative::Greater, ZeroMethod::Wilcox, Method::Auto)
-    );
+    assert_eq!((d.alternative, d.zero_method, d.method), (Alternative::Greater, ZeroMethod::Wilcox, Method::Auto));
 }
 
 /// xorshift64*: reproducible pseudo-random vectors without a rand dependency.
@@ -217,19 +153,12 @@ fn brute_force(d: &[f64], zero_method: ZeroMethod) -> (f64, [f64; 3]) {
         let eq = pool.iter().filter(|b| b.abs() == a).count() as f64;
         less + (eq + 1.0) / 2.0
     };
-    let signed: Vec<(f64, bool)> = pool
-        .iter()
-        .filter(|v| **v != 0.0)
-        .map(|v| (rank(v.abs()), *v > 0.0))
-        .collect();
+    let signed: Vec<(f64, bool)> = pool.iter().filter(|v| **v != 0.0).map(|v| (rank(v.abs()), *v > 0.0)).collect();
     let observed: f64 = signed.iter().filter(|(_, pos)| *pos).map(|(r, _)| r).sum();
     let n = signed.len();
     let (mut ge, mut le) = (0u64, 0u64);
     for mask in 0u64..(1 << n) {
-        let w: f64 = (0..n)
-            .filter(|i| mask >> i & 1 == 1)
-            .map(|i| signed[i].0)
-            .sum();
+        let w: f64 = (0..n).filter(|i| mask >> i & 1 == 1).map(|i| signed[i].0).sum();
         ge += u64::from(w >= observed);
         le += u64::from(w <= observed);
     }
@@ -241,11 +170,7 @@ fn brute_force(d: &[f64], zero_method: ZeroMethod) -> (f64, [f64; 3]) {
 #[test]
 fn wilcoxon_exact_matches_brute_force_enumeration() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let alts = [
-        Alternative::Greater,
-        Alternative::Less,
-        Alternative::TwoSided,
-    ];
+    let alts = [Alternative::Greater, Alternative::Less, Alternative::TwoSided];
     let (mut checked, mut with_ties) = (0, 0);
     for n in 1..=12usize {
         // grid 0 keeps continuous values (no ties); coarse integer grids force ties and zeros.
@@ -266,11 +191,7 @@ fn wilcoxon_exact_matches_brute_force_enumeration() {
             for zm in [ZeroMethod::Wilcox, ZeroMethod::Pratt] {
                 let (w, ps) = brute_force(&d, zm);
                 for (alt, p) in alts.iter().zip(ps) {
-                    let opts = WilcoxonOptions {
-                        alternative: *alt,
-                        zero_method: zm,
-                        method: Method::Exact,
-                    };
+                    let opts = WilcoxonOptions { alternative: *alt, zero_method: zm, method: Method::Exact };
                     let r = wilcoxon(&x, &y, &opts).unwrap();
                     assert_eq!(r.statistic, w, "n={n} {alt} {zm}");
                     let ok = (r.p_value - p).abs() <= 1e-12 * p;
@@ -283,8 +204,5 @@ fn wilcoxon_exact_matches_brute_force_enumeration() {
             with_ties += usize::from(a.windows(2).any(|w| w[0] == w[1]));
         }
     }
-    assert!(
-        checked > 150 && with_ties > 10,
-        "checked {checked}, tie cases {with_ties}"
-    );
+    assert!(checked > 150 && with_ties > 10, "checked {checked}, tie cases {with_ties}");
 }

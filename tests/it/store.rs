@@ -77,9 +77,8 @@ fn two_processes_on_one_sweep_do_not_corrupt_the_store() {
 #[test]
 fn shards_fill_one_store() {
     let out = tmp("shards");
-    let children: Vec<_> = (1..=3)
-        .map(|k| Command::new(BIN).args(["run", SWEEP, "--out"]).arg(&out).args(["--shard", &format!("{k}/3")]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap())
-        .collect();
+    let children: Vec<_> =
+        (1..=3).map(|k| Command::new(BIN).args(["run", SWEEP, "--out"]).arg(&out).args(["--shard", &format!("{k}/3")]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
     let mut trained = 0;
     for c in children {
         let o = c.wait_with_output().unwrap();
