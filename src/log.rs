@@ -3,8 +3,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+type Sink = Rc<dyn Fn(&str)>;
+
 thread_local! {
-    static SINK: RefCell<Option<Rc<dyn Fn(&str)>>> = const { RefCell::new(None) };
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
 }
 
 /// Sends progress and notes on this thread to `f` (one line per call, no newline).

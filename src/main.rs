@@ -54,7 +54,7 @@ enum Command {
     /// Versions, devices, threads and where data is looked for.
     Info,
     /// Train one MLP and print its history (no script needed).
-    Train(sparselab::cli::TrainArgs),
+    Train(Box<sparselab::cli::TrainArgs>),
 }
 
 #[derive(Subcommand)]

@@ -50,6 +50,9 @@ pub struct GridAxes {
     pub lr: Vec<f64>,
 }
 
+/// A grid cell's configuration: optimizer, regularization, activation, lr.
+pub type CellLabel = (String, String, String, f64);
+
 /// One configuration's study.
 pub struct GridCell {
     /// optimizer, regularization, activation, lr.
@@ -64,7 +67,7 @@ pub struct GridCell {
 ///
 /// # Errors
 /// The first bad axis value or setting, naming it.
-pub fn grid_configs(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes) -> Result<Vec<((String, String, String, f64), ScSdcConfig)>> {
+pub fn grid_configs(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes) -> Result<Vec<(CellLabel, ScSdcConfig)>> {
     let or = |v: &Vec<String>, d: String| if v.is_empty() { vec![d] } else { v.clone() };
     let opts = or(&axes.optimizer, base.train.optimizer.kind.name().to_string());
     let regs = or(&axes.regularization, "NR".to_string());

@@ -256,3 +256,27 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MlpConfig;
+
+    /// One fixed spec: the report's MLP trained with the default settings. Its
+    /// canonical JSON and key are pinned, so a change in what a config serialises
+    /// (a renamed field, a new default) cannot silently re-key every stored run. The
+    /// key was computed independently of Rust:
+    /// `python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:32])' "$CANONICAL"`.
+    #[test]
+    fn the_key_of_a_fixed_spec_is_pinned() {
+        let data = json!({ "name": "fashion-mnist", "source": "files", "train": 60000, "test": 10000, "classes": 10, "shape": [1, 28, 28], "norm": [[0.286, 0.353]] });
+        let model = Lineage::new(json!({ "mlp": MlpConfig::new(784, 10, 4, 788) })).then(Transform::Run { key: "0123456789abcdef0123456789abcdef".into() });
+        let spec = RunSpec { kind: "train", data, model, train: train_identity(&TrainConfig::default()), method: Value::Null };
+        let canonical = serde_json::to_string(&json!({ "schema": crate::results::SCHEMA_VERSION, "spec": spec.json() })).unwrap();
+        assert_eq!(canonical, CANONICAL);
+        assert_eq!(spec.key(), KEY);
+    }
+
+    const CANONICAL: &str = r#"{"schema":2,"spec":{"data":{"classes":10,"name":"fashion-mnist","norm":[[0.286,0.353]],"shape":[1,28,28],"source":"files","test":10000,"train":60000},"kind":"train","model":{"init":{"mlp":{"activation":"relu","batch_norm":false,"bias":true,"classes":10,"densities":{"Uniform":1.0},"depth":4,"dropout":0.0,"fans":null,"input":784,"seed":0,"skip":false,"width":788}},"steps":[{"key":"0123456789abcdef0123456789abcdef","op":"run"}]},"train":{"augment":false,"batch_size":128,"epochs":10,"grad_flow":null,"optimizer":{"alpha":0.99,"betas":[0.9,0.999],"eps":null,"kind":"Sgd","l2":0.0,"lr":0.01,"momentum":null,"weight_decay":0.0},"schedule":"Constant","seed":0}}}"#;
+    const KEY: &str = "632af6b9c6143e041eb194ee90ffcea8";
+}

@@ -174,6 +174,24 @@ fn fit_counts(densities: &[f64], sizes: &[u64], budget: &Budget) -> Vec<f64> {
 }
 
 impl SnasConfig {
+    /// The report's search on `data` (SPEC 7): the default MLP space, one density per
+    /// layer, 50 trials, d_min 0.005, no ASHA, no budget, accuracy on a 10 %
+    /// validation split, default training, seed 0.
+    pub fn defaults(data: &Dataset) -> Self {
+        SnasConfig {
+            space: Space::default_mlp(data),
+            uniform: false,
+            samples: 50,
+            d_min: 0.005,
+            asha: None,
+            budget: Budget::default(),
+            objective: Objective::Accuracy,
+            validation: 0.1,
+            train: TrainConfig::default(),
+            seed: 0,
+        }
+    }
+
     /// Checks every setting against `data` before any trial trains: samples, the
     /// validation split's size, ASHA, the budget, the space and the training settings.
     ///

@@ -280,7 +280,11 @@ impl BatchedMlp {
             }
             if ends_block {
                 if let Some(r) = residual.take() {
-                    z = z + r;
+                    // Out of place: autograd may still need `z`.
+                    #[allow(clippy::assign_op_pattern)]
+                    {
+                        z = z + r;
+                    }
                 }
             }
             h = self.activation(i, &z)?;

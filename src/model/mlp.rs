@@ -238,7 +238,11 @@ impl Model for Mlp {
             }
             if ends_block {
                 if let Some(r) = residual.take() {
-                    z = z + r;
+                    // Out of place: autograd may still need `z`.
+                    #[allow(clippy::assign_op_pattern)]
+                    {
+                        z = z + r;
+                    }
                 }
             }
             h = self.acts[i].forward(&z)?;

@@ -62,14 +62,14 @@ impl CnnConfig {
     /// Number of weight layers (stem, per block two convs and a shortcut where the
     /// shape changes, the final linear layer), i.e. the length of a density vector.
     pub fn layer_count(&self) -> Result<usize> {
-        let (widths, n, pre) = self.plan()?;
+        let (widths, n, _) = self.plan()?;
         let mut count = 1;
         let mut prev = 16;
         for &w in &widths {
             for b in 0..n {
                 count += 2;
                 let stride = if b == 0 && w != widths[0] { 2 } else { 1 };
-                if stride != 1 || prev != w || (pre && b == 0 && prev != w) {
+                if stride != 1 || prev != w {
                     count += 1;
                 }
                 prev = w;

@@ -5,6 +5,11 @@ use super::Frame;
 use crate::error::{Error, Result};
 use crate::plot::{self, Chart, Series};
 
+/// Bar categories and named groups of values, one per category.
+pub type BarGroups = (Vec<String>, Vec<(String, Vec<f64>)>);
+/// Heatmap rows, columns and cells (`None`: no value).
+pub type HeatCells = (Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>);
+
 /// Column choices shared by the xy charts.
 #[derive(Clone, Debug, Default)]
 pub struct XySpec {
@@ -86,7 +91,7 @@ pub fn xy_facets(f: &Frame, spec: &XySpec) -> Result<Vec<(String, Vec<Series>)>>
 }
 
 /// Grouped bars: mean of `y` per (`x` category, `series` group).
-pub fn bar_groups(f: &Frame, x: &str, y: &str, series: Option<&str>) -> Result<(Vec<String>, Vec<(String, Vec<f64>)>)> {
+pub fn bar_groups(f: &Frame, x: &str, y: &str, series: Option<&str>) -> Result<BarGroups> {
     let (cats, cidx) = levels(f, Some(x))?;
     let (groups, gidx) = levels(f, series)?;
     let ys = f.f64_column(y)?;
@@ -111,7 +116,7 @@ pub fn bar_groups(f: &Frame, x: &str, y: &str, series: Option<&str>) -> Result<(
 }
 
 /// Heatmap cells: mean of `value` per (`row`, `col`); missing combinations are `None`.
-pub fn heat_cells(f: &Frame, row: &str, col: &str, value: &str) -> Result<(Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>)> {
+pub fn heat_cells(f: &Frame, row: &str, col: &str, value: &str) -> Result<HeatCells> {
     let (rows, ridx) = levels(f, Some(row))?;
     let (cols, cidx) = levels(f, Some(col))?;
     let v = f.f64_column(value)?;

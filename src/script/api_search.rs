@@ -63,11 +63,12 @@ fn space(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Space> {
 
 fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Map) -> crate::Result<Map> {
     let mut o = Opts::new("snas", opts);
+    let d = SnasConfig::defaults(&data.0);
     let space = space(&data.0, &mut o)?;
     let uniform = o.name("representation", REPRESENTATIONS[0], &REPRESENTATIONS)? == "uniform";
-    let samples = o.usize("samples", 50)?;
-    let seed = o.u64("seed", 0)?;
-    let d_min = o.f64_in("d_min", 0.005, 1e-6, 1.0)?;
+    let samples = o.usize("samples", d.samples)?;
+    let seed = o.u64("seed", d.seed)?;
+    let d_min = o.f64_in("d_min", d.d_min, 1e-6, 1.0)?;
     let asha = match o.map("asha")? {
         None => None,
         Some(m) => {
@@ -93,7 +94,7 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
         _ => Objective::Accuracy,
     };
     o.allow(&["lambda"]);
-    let validation = o.f64("validation", 0.1)?;
+    let validation = o.f64("validation", d.validation)?;
     let train = match o.map("train")? {
         Some(m) => {
             let mut t = Opts::new("snas train", m);
@@ -101,7 +102,7 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
             t.finish()?;
             c
         }
-        None => crate::train::TrainConfig::default(),
+        None => d.train.clone(),
     };
     let acquisition = match o.name("acquisition", ACQUISITIONS[0], &ACQUISITIONS)? {
         "ei" => Acquisition::Ei { xi: o.f64("xi", 0.0)? },

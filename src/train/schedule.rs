@@ -72,8 +72,8 @@ impl Schedule {
     /// Checks the parameters.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Schedule::Step { gamma, .. } if !(*gamma > 0.0) => Err(Error::config("gamma", format!("{gamma} must be > 0"))),
-            Schedule::Cosine { min_lr } if *min_lr < 0.0 => Err(Error::config("min_lr", format!("{min_lr} must be >= 0"))),
+            Schedule::Step { gamma, .. } if gamma.is_nan() || *gamma <= 0.0 => Err(Error::config("gamma", format!("{gamma} must be > 0"))),
+            Schedule::Cosine { min_lr } if min_lr.is_nan() || *min_lr < 0.0 => Err(Error::config("min_lr", format!("{min_lr} must be >= 0"))),
             _ => Ok(()),
         }
     }

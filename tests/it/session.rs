@@ -129,17 +129,27 @@ fn snas_best_model_is_not_answered_from_another_best_models_record() {
 #[test]
 fn check_runs_every_call_on_one_batch_and_writes_nothing() {
     let d = dir("check");
+    // 250 examples in each split, batches of 64: accuracies on one batch are
+    // multiples of 1/64, on the whole split multiples of 1/250.
     let script = r#"
+        let d250 = dataset("synthetic", #{ train: 250, test: 250, classes: 4, seed: 3 });
         let long = #{ epochs: 500, batch_size: 64, device: "cpu", progress: false };
-        let r = train(mlp(data, #{ depth: 1, width: 16 }), data, long);
-        let p = prune_train(mlp(data, #{ depth: 1, width: 16 }), data, #{ density: 0.5, epochs: 500, batch_size: 64, device: "cpu", progress: false });
-        let s = sc_sdc(data, #{ depth: 1, max_width: 20, fractions: [0.5], seeds: [0], epochs: 500, batch_size: 64, device: "cpu", progress: false });
-        let n = snas(data, #{ depth: 1, width: 16, samples: 2, search: "random", train: long });
+        let r = train(mlp(d250, #{ depth: 1, width: 16 }), d250, long);
+        let p = prune_train(mlp(d250, #{ depth: 1, width: 16 }), d250, #{ density: 0.5, epochs: 500, batch_size: 64, device: "cpu", progress: false });
+        let s = sc_sdc(d250, #{ depth: 1, max_width: 20, fractions: [0.5], seeds: [0], epochs: 500, batch_size: 64, device: "cpu", progress: false });
+        let n = snas(d250, #{ depth: 1, width: 16, samples: 5, search: "random", train: long });
         print(`${r.history.height()} ${p.history.height()} ${s.runs.height()} ${n.history.column("epochs")}`);
+        print(`${r.test_acc} ${p.test_acc} ${s.runs.column("test_acc")}`);
     "#;
     let (out, _) = ok(&sparselab(&d, "check", "check.rhai", script));
-    // One epoch each; prune_train one dense and one fine-tuning epoch; both twins; both trials.
-    assert_eq!(out.trim(), "1 2 2 [1, 1]");
+    let mut lines = out.lines();
+    // One epoch each; prune_train one dense and one fine-tuning epoch; both twins; two of the five trials.
+    assert_eq!(lines.next().unwrap().trim(), "1 2 2 [1, 1]");
+    let accs: Vec<f64> = lines.next().unwrap().replace(['[', ']', ','], " ").split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert_eq!(accs.len(), 4);
+    for a in accs {
+        assert!((a * 64.0 - (a * 64.0).round()).abs() < 1e-9, "accuracy {a} is not over one batch of 64");
+    }
     assert!(!d.join("runs").exists() && !d.join("out").exists(), "check wrote a run directory");
 }
 
