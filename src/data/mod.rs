@@ -174,9 +174,13 @@ impl Dataset {
         self.shape.iter().product()
     }
 
-    /// Splits off the last `fraction` of a seeded shuffle of the training set as a
-    /// validation set: returns (train, validation). The test set is untouched.
-    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<(Split, Split)> {
+    /// Examples [`Dataset::validation_split`] holds out for `fraction`, checked
+    /// without splitting anything.
+    ///
+    /// # Errors
+    /// A fraction outside (0, 1), or one that leaves fewer validation examples than
+    /// classes or nothing to train on.
+    pub fn validation_size(&self, fraction: f64) -> Result<usize> {
         if !(0.0..1.0).contains(&fraction) || fraction == 0.0 {
             return Err(Error::config("validation", format!("{fraction} must be in (0, 1)")));
         }
@@ -185,6 +189,13 @@ impl Dataset {
         if n_val < self.classes || n_val >= n {
             return Err(Error::config("validation", format!("{fraction} of {n} training examples leaves {n_val} for validation and {} for training; scoring needs at least {} validation examples (one per class) and one to train on: use a larger fraction or more data", n.saturating_sub(n_val), self.classes)));
         }
+        Ok(n_val)
+    }
+
+    /// Splits off the last `fraction` of a seeded shuffle of the training set as a
+    /// validation set: returns (train, validation). The test set is untouched.
+    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<(Split, Split)> {
+        let (n, n_val) = (self.train.len(), self.validation_size(fraction)?);
         let perm = crate::rng::permutation(&mut crate::rng::stream(seed, crate::rng::Stream::Split, 1), n);
         let perm = Tensor::from_slice(&perm).to_device(self.train.x.device());
         let tr = self.train.select(&perm.narrow(0, 0, (n - n_val) as i64));

@@ -45,7 +45,7 @@ impl SyntheticConfig {
         }
         // Bytes of pixels (one per feature) plus the float32 copies after standardisation.
         let bytes = (self.train as i128 + self.test as i128) * dim as i128 * 9;
-        let have = crate::model::available_memory_bytes() as i128;
+        let have = crate::model::available_memory() as i128;
         if bytes > have {
             return bad(
                 if self.train >= self.test { "train" } else { "test" },

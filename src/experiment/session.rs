@@ -159,17 +159,18 @@ impl Session {
         if matches!(run.ended, Ended::Interrupted(_) | Ended::Skipped) {
             return Ok(None);
         }
-        let key = spec.key();
+        let json = spec.json();
+        let key = Store::key(&json);
         if let Some(m) = weights {
             store.atomic_write(&format!("{key}.safetensors"), |p| m.save(p))?;
         }
         let mut cols = columns.to_vec();
-        for (name, v) in flatten(&spec.json()) {
+        for (name, v) in flatten(&json) {
             if !cols.iter().any(|(n, _)| *n == name) {
                 cols.push((name, v));
             }
         }
-        store.put(&spec.json(), &cols, run)?;
+        store.put(&json, &cols, run)?;
         Ok(Some(key))
     }
 
@@ -208,13 +209,10 @@ impl Session {
             Lookup::Train => {}
         }
         let run = work(&mut *model.model)?;
-        let recorded = self.record(spec, seed, columns, &run, Some(&*model.model))?;
-        let tracked = !self.check && !matches!(run.ended, Ended::Interrupted(_));
-        model.lineage.steps.push(match (recorded, tracked) {
-            (Some(key), _) => Transform::Run { key },
-            (None, true) => Transform::Run { key },
-            (None, false) => Lineage::untracked(if self.check { "checked" } else { "interrupted" }),
-        });
+        self.record(spec, seed, columns, &run, Some(&*model.model))?;
+        // A complete run is reproducible from its key, recorded or not (a store-less session).
+        let complete = !self.check && !matches!(run.ended, Ended::Interrupted(_));
+        model.lineage.steps.push(if complete { Transform::Run { key } } else { Lineage::untracked(if self.check { "checked" } else { "interrupted" }) });
         Ok(run)
     }
 

@@ -37,7 +37,12 @@ impl Space {
     /// The report's MLP space on `data` (SPEC 7): depth 4, width input + 4, PReLU,
     /// BatchNorm, skip connections, no biases.
     pub fn default_mlp(data: &Dataset) -> Self {
-        Space::Mlp(MlpConfig { activation: "prelu".into(), batch_norm: true, skip: true, bias: false, ..MlpConfig::new(data.input_size(), data.classes as i64, 4, data.input_size() + 4) })
+        Space::Mlp(Self::default_mlp_config(data))
+    }
+
+    /// The configuration of [`Space::default_mlp`].
+    pub fn default_mlp_config(data: &Dataset) -> MlpConfig {
+        MlpConfig { activation: "prelu".into(), batch_norm: true, skip: true, bias: false, ..MlpConfig::new(data.input_size(), data.classes as i64, 4, data.input_size() + 4) }
     }
 
     /// The trial model with `densities` and `seed`, with its lineage.
@@ -198,6 +203,24 @@ impl SnasConfig {
     /// # Errors
     /// Names the bad key and value.
     pub fn validate(&self, data: &Dataset) -> Result<()> {
+        self.checked(data).map(|_| ())
+    }
+
+    /// Values per proposal: 1 (uniform) or one per weight layer; no model is built.
+    ///
+    /// # Errors
+    /// An unknown CNN architecture.
+    pub fn dims(&self) -> Result<usize> {
+        Ok(match (&self.space, self.uniform) {
+            (_, true) => 1,
+            (Space::Mlp(c), false) => c.depth + 1,
+            (Space::Cnn(c), false) => c.layer_count()?,
+        })
+    }
+
+    /// [`SnasConfig::validate`], returning the layer sizes it needed (a CNN space
+    /// builds a model to count them, so [`snas`] does not count twice).
+    fn checked(&self, data: &Dataset) -> Result<Vec<u64>> {
         if self.samples == 0 {
             return Err(Error::config("samples", "0 must be >= 1"));
         }
@@ -206,7 +229,7 @@ impl SnasConfig {
         }
         self.train.validate()?;
         self.space.validate()?;
-        data.validation_split(self.validation, self.seed)?;
+        data.validation_size(self.validation)?;
         if let Some(a) = self.asha {
             Asha::new(AshaConfig { max_t: self.train.epochs.max(1), ..a }).map_err(|e| Error::config("asha", e.to_string()))?;
         }
@@ -219,7 +242,7 @@ impl SnasConfig {
         let dims = if self.uniform { 1 } else { sizes.len() };
         project_to_budget_with_floor(&vec![1.0; dims], &sizes, self.budget.max_density, self.budget.max_active, self.d_min)
             .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", self.budget, self.d_min)))?;
-        Ok(())
+        Ok(sizes)
     }
 
     /// The identity every trial's spec carries: what changes a trial's result
@@ -247,8 +270,7 @@ impl SnasConfig {
 /// Bad settings, an impossible budget, training failures; interrupted searches
 /// return [`Error::Interrupted`].
 pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, session: &Session, mut on_trial: impl FnMut(&Trial)) -> Result<SnasResult> {
-    cfg.validate(data)?;
-    let sizes = cfg.space.layer_sizes()?;
+    let sizes = cfg.checked(data)?;
     let total: u64 = sizes.iter().sum();
     let (train_split, val_split) = data.validation_split(cfg.validation, cfg.seed)?;
     let (train_cfg, train_split, val_split) = session.shrink(&cfg.train, &train_split, &val_split);

@@ -21,11 +21,6 @@ pub use mlp::{Densities, Mlp, MlpConfig, MAX_DEPTH};
 pub use norm::BatchNorm;
 pub use resnet::{Cnn, CnnConfig, CNNS};
 
-/// Bytes of memory available to this process now (what size checks compare against).
-pub fn available_memory_bytes() -> u64 {
-    available_memory()
-}
-
 use crate::error::{Error, Result};
 use std::fmt;
 use std::path::Path;
@@ -203,7 +198,7 @@ pub(crate) fn load_var_store(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
 /// Bytes of memory available to this process now: `MemAvailable` on Linux (else
 /// 16 GiB), capped by `SPARSELAB_MAX_MEMORY` (bytes, or with a K/M/G suffix) when set,
 /// e.g. to keep a job within its Slurm `--mem`.
-pub(crate) fn available_memory() -> u64 {
+pub fn available_memory() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let kib = meminfo.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok());
     let have = kib.map(|k| k * 1024).unwrap_or(16 << 30);

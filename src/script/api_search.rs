@@ -42,7 +42,7 @@ fn space(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Space> {
     let name = o.name("space", SPACES[0], &SPACES)?;
     Ok(match name {
         "mlp" => {
-            let Space::Mlp(d) = Space::default_mlp(data) else { unreachable!("default_mlp is an MLP space") };
+            let d = Space::default_mlp_config(data);
             Space::Mlp(MlpConfig {
                 activation: o.string("activation", &d.activation)?,
                 batch_norm: o.bool("batch_norm", d.batch_norm)?,
@@ -113,7 +113,7 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
     o.finish()?;
     let cfg = SnasConfig { space, uniform, samples, d_min, asha, budget, objective, validation, train, seed };
     cfg.validate(&data.0)?;
-    let dims = if uniform { 1 } else { cfg.space.layer_sizes()?.len() };
+    let dims = cfg.dims()?;
     let search_space = SearchSpace::new(dims, d_min, 1.0).map_err(|e| Error::config("d_min", e.to_string()))?;
     let result = match search {
         Some(s) if s.is::<FnPtr>() => {

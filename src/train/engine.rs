@@ -57,7 +57,6 @@ pub fn train(model: &mut dyn Model, data: &Dataset, cfg: &TrainConfig) -> Result
 /// bit-for-bit reproducible on CPU when they do not overlap in time with other
 /// libtorch random draws in the same process (sweeps run their runs one by one).
 pub fn train_with(model: &mut dyn Model, train: &Split, eval: &Split, cfg: &TrainConfig, cb: &mut dyn Callback) -> Result<RunResult> {
-    cfg.validate()?;
     model.to_device(cfg.device.resolve()?);
     let mut runs = run(&Single(&*model), train, eval, std::slice::from_ref(cfg), cb)?;
     Ok(runs.remove(0))
