@@ -146,6 +146,7 @@ pub fn train_cmd(a: &TrainArgs) -> Result<String> {
         grad_flow: (a.grad_flow > 0).then(|| GradFlowConfig { points: a.grad_flow, ..Default::default() }),
         progress: true,
         step: StepKind::parse(&a.step)?,
+        masks: None,
     };
     let mut out = format!("{data}\n{}\n{}\n", net.describe(), layer_table(&net.layers()));
     let run = train(&mut net, &data, &tc)?;

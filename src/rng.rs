@@ -19,6 +19,10 @@ pub enum Stream {
     Split = 5,
     /// Crop offsets and flips of data augmentation (index: epoch).
     Augment = 6,
+    /// Random pruning scores (index: layer; rounds offset the seed).
+    Prune = 7,
+    /// Where dynamic sparse training grows weights at random (SET; index: update).
+    Grow = 8,
 }
 
 /// A ChaCha8 generator for `(seed, stream, index)`; `index` separates layers or epochs.

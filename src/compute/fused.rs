@@ -16,6 +16,7 @@ extern "C" {
     fn sparselab_fused_new(out: *mut *mut c_void, members: i64, layers: i64, tensors: *const *const c_void, shapes: *const i64, momentum: f64, l2: f64) -> *mut c_char;
     fn sparselab_fused_step(f: *mut c_void, xs: *const c_void, ys: *const c_void, lr: f64, loss: *mut *mut c_void, correct: *mut *mut c_void) -> *mut c_char;
     fn sparselab_fused_free(f: *mut c_void);
+    fn sparselab_fused_velocity(f: *mut c_void, layer: i64, vel: *mut *mut c_void, bvel: *mut *mut c_void) -> *mut c_char;
 }
 
 /// One weight layer as the fused step sees it (all members stacked), built by
@@ -183,6 +184,26 @@ impl FusedMlp {
         }
         // SAFETY: on success both are new handles that nothing else owns.
         Ok(unsafe { (Tensor::from_ptr(loss.cast()), Tensor::from_ptr(correct.cast())) })
+    }
+}
+
+impl FusedMlp {
+    /// Layer `layer`'s momentum state: the velocity of its weight (or compact values)
+    /// and of its bias, sharing storage with the step (`None` for plain SGD or no bias).
+    ///
+    /// # Errors
+    /// A layer index out of range.
+    pub fn velocity(&self, layer: usize) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (mut v, mut b) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: self.raw is live; the outputs are null or new handles we own.
+        let err = unsafe { sparselab_fused_velocity(self.raw, layer as i64, &mut v, &mut b) };
+        // SAFETY: err is null or a malloc'ed message.
+        if let Some(msg) = unsafe { take_error(err) } {
+            return Err(Error::Shape(msg));
+        }
+        // SAFETY: non-null handles are new and owned by nobody else.
+        let take = |p: *mut c_void| (!p.is_null()).then(|| unsafe { Tensor::from_ptr(p.cast()) });
+        Ok((take(v), take(b)))
     }
 }
 

@@ -446,4 +446,19 @@ extern "C" char* sparselab_fused_step(void* f, const at::Tensor* xs, const at::T
   }
 }
 
+// Handles sharing layer `l`'s momentum state (velocity of the weight or values, and of
+// the bias), or null where there is none (plain SGD, no bias).
+extern "C" char* sparselab_fused_velocity(void* f, int64_t l, at::Tensor** vel, at::Tensor** bvel) {
+  try {
+    auto* m = static_cast<FusedMlp*>(f);
+    TORCH_CHECK(l >= 0 && l < int64_t(m->layers.size()), "fused step: layer ", l, " of ", m->layers.size());
+    const Layer& ly = m->layers[l];
+    *vel = ly.vel.defined() ? new at::Tensor(ly.vel) : nullptr;
+    *bvel = ly.bvel.defined() ? new at::Tensor(ly.bvel) : nullptr;
+    return nullptr;
+  } catch (const std::exception& e) {
+    return error_string(e.what());
+  }
+}
+
 extern "C" void sparselab_fused_free(void* f) { delete static_cast<FusedMlp*>(f); }

@@ -240,6 +240,12 @@ impl CsrPlan {
         [&self.fwd.ptr, &self.fwd.src, &self.fwd.perm, &self.bwd.ptr, &self.bwd.src, &self.bwd.perm, &self.rowptr]
     }
 
+    /// Flat positions `(block * out + row) * in + col` of the active entries, in value
+    /// order (CPU int64).
+    pub fn flat(&self) -> &Tensor {
+        &self.flat
+    }
+
     /// Active entries (all blocks).
     pub fn nnz(&self) -> i64 {
         self.flat.size()[0]

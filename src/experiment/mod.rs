@@ -3,6 +3,7 @@
 //! and the run session every one of them trains through.
 mod correlation;
 mod grid;
+mod init_prune;
 mod prune;
 mod sc_sdc;
 mod session;
@@ -10,7 +11,8 @@ mod snas;
 
 pub use correlation::{correlation_chart, gradflow_correlation, MEASURES};
 pub use grid::{grid_configs, grid_frame, grid_runs_frame, pvalue_table, regularization, sc_sdc_grid, GridAxes, GridCell, Regularization};
-pub use prune::{magnitude_prune, prune_train, PruneConfig, Scope, SCOPES};
+pub use init_prune::{prune_at_init, scores as prune_scores, select as select_masks, InitPruneConfig, PruneReport, Pruner, Target, PRUNERS};
+pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCOPES};
 pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
 pub use session::{RunSpec, Session};
 pub use snas::{snas, Budget, Objective, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};

@@ -69,6 +69,47 @@ impl PruneConfig {
     }
 }
 
+/// Iterative magnitude pruning with rewinding (Frankle and Carbin 2019; Frankle et al.
+/// 2020): train, prune `fraction` of the remaining weights by magnitude, rewind the
+/// survivors to their values after `rewind_epoch` epochs, and train again.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImpConfig {
+    /// Pruning rounds (the last round's network is trained too: rounds + 1 trainings).
+    pub rounds: usize,
+    /// Fraction of the remaining weights pruned per round (0.2).
+    pub fraction: f64,
+    /// Epoch whose weights the survivors are rewound to (0: the initial weights, the
+    /// original lottery ticket).
+    pub rewind_epoch: usize,
+    /// Per layer or global.
+    pub scope: Scope,
+}
+
+impl Default for ImpConfig {
+    fn default() -> Self {
+        ImpConfig { rounds: 5, fraction: 0.2, rewind_epoch: 1, scope: Scope::Layer }
+    }
+}
+
+impl ImpConfig {
+    /// Checks every field against the training's `epochs`.
+    ///
+    /// # Errors
+    /// Names the key, the value and the valid range.
+    pub fn validate(&self, epochs: usize) -> Result<()> {
+        if !(1..=100).contains(&self.rounds) {
+            return Err(Error::config("rounds", format!("{} is outside 1..=100", self.rounds)));
+        }
+        if !(self.fraction > 0.0 && self.fraction < 1.0) {
+            return Err(Error::config("fraction", format!("{} is outside (0, 1)", self.fraction)));
+        }
+        if self.rewind_epoch >= epochs {
+            return Err(Error::config("rewind_epoch", format!("{} must be below epochs ({epochs}): each round trains epochs - rewind_epoch epochs", self.rewind_epoch)));
+        }
+        Ok(())
+    }
+}
+
 /// Sets every weight layer's mask to its largest-magnitude entries and zeroes the rest.
 pub fn magnitude_prune(model: &dyn Model, density: f64, scope: Scope) -> Result<()> {
     if !(density > 0.0 && density <= 1.0) {
@@ -101,7 +142,7 @@ pub fn magnitude_prune(model: &dyn Model, density: f64, scope: Scope) -> Result<
         masks.push(keep.to_kind(Kind::Float));
     }
     drop(layers);
-    model.set_masks(&masks)
+    model.set_masks(&masks).map(drop)
 }
 
 /// Dense training for `prune_at` of the epochs, pruning, then fine-tuning with the

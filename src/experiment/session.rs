@@ -13,7 +13,8 @@
 //! let run = session.train(&mut net, &data, &TrainConfig::default())?; // a rerun reuses it
 //! # Ok::<(), sparselab::Error>(())
 //! ```
-use super::prune::{prune_train_phases, PruneConfig};
+use super::init_prune::{prune_at_init, InitPruneConfig, PruneReport};
+use super::prune::{magnitude_prune, prune_train_phases, ImpConfig, PruneConfig};
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Lineage, Model, Tracked, Transform};
@@ -240,6 +241,93 @@ impl Session {
         let phases = if self.check { (dense.min(1), tune.min(1)) } else { (dense, tune) };
         let (cfg, train, eval) = self.shrink(cfg, &data.train, &data.test);
         self.run_or_reuse(&spec, cfg.seed, &[], model, |m| prune_train_phases(m, &train, &eval, prune, &cfg, phases))
+    }
+
+    /// Iterative magnitude pruning with rewinding ([`ImpConfig`]): `rewind_epoch`
+    /// epochs of training give the rewind point; then each round trains `epochs -
+    /// rewind_epoch` epochs, and all but the last prune `fraction` of the remaining
+    /// weights by magnitude and rewind the survivors (weights, biases and statistics) to
+    /// the rewind point. Every training is a run of its own (reused, resumable per
+    /// round); a rewound model's lineage is the rewind point's followed by the masks'
+    /// settings and the run they were read from. Returns each round's density and run.
+    ///
+    /// # Errors
+    /// Bad settings (checked before anything trains), training failures.
+    pub fn imp(&self, model: &mut Tracked, data: &Dataset, imp: &ImpConfig, cfg: &TrainConfig) -> Result<Vec<(f64, RunResult)>> {
+        imp.validate(cfg.epochs)?;
+        cfg.validate()?;
+        if imp.rewind_epoch > 0 {
+            let run = self.train(model, data, &TrainConfig { epochs: imp.rewind_epoch, ..cfg.clone() })?;
+            if matches!(run.ended, Ended::Interrupted(_)) {
+                return Ok(vec![(f64::NAN, run)]);
+            }
+        }
+        let rewind_lineage = model.lineage.clone();
+        let rewind_elsewhere = model.elsewhere;
+        let snapshot: Vec<(String, tch::Tensor)> = model.model.var_store().variables().into_iter().filter(|(n, _)| !n.ends_with(".mask")).map(|(n, v)| (n, v.detach().copy())).collect();
+        let rewind_weights: Vec<tch::Tensor> = model.model.weight_layers().iter().map(|l| l.weight.detach().copy()).collect();
+        let info = model.model.layers();
+        let start_density = info.iter().map(|l| l.active).sum::<i64>() as f64 / info.iter().map(|l| l.total).sum::<i64>().max(1) as f64;
+        let round_cfg = TrainConfig { epochs: cfg.epochs - imp.rewind_epoch, ..cfg.clone() };
+        let mut out = Vec::with_capacity(imp.rounds + 1);
+        for round in 0..=imp.rounds {
+            self.interrupted()?;
+            let density = start_density * (1.0 - imp.fraction).powi(round as i32);
+            let spec = RunSpec::new("imp_round", data, &model.lineage, &round_cfg).with_method(json!({ "imp": imp, "round": round }));
+            let (c, train, eval) = self.shrink(&round_cfg, &data.train, &data.test);
+            let run = self.run_or_reuse(&spec, c.seed, &[("imp_round".into(), json!(round)), ("imp_density".into(), json!(density))], model, |m| train_with(m, &train, &eval, &c, &mut NoCallback))?;
+            let stop = matches!(run.ended, Ended::Interrupted(_));
+            out.push((density, run));
+            if round == imp.rounds || stop {
+                break;
+            }
+            let from = model.lineage.steps.last().cloned();
+            let next = start_density * (1.0 - imp.fraction).powi(round as i32 + 1);
+            if !model.elsewhere {
+                magnitude_prune(&*model.model, next, imp.scope)?;
+                let _guard = tch::no_grad_guard();
+                let vars = model.model.var_store().variables();
+                for (name, v) in &snapshot {
+                    if !name.ends_with(".values") && !name.ends_with(".weight") || !model.model.weight_layers().iter().any(|l| name.starts_with(&format!("{}.", l.name))) {
+                        vars[name].shallow_clone().f_copy_(v)?;
+                    }
+                }
+                model.model.set_weights(&rewind_weights)?;
+            }
+            model.lineage = rewind_lineage.then(Transform::Masks { how: json!({ "method": "imp", "round": round + 1, "density": next, "scope": imp.scope, "from": from }) });
+            model.elsewhere = model.elsewhere || rewind_elsewhere;
+        }
+        Ok(out)
+    }
+
+    /// Prunes `model` at initialization ([`prune_at_init`]): a model transform, not a
+    /// run (it costs a forward and backward pass or, for SynFlow, one per round), so it
+    /// is recomputed on every rerun and recorded in the model's lineage with its settings
+    /// (and, for SNIP and GraSP, the data it read). The examples read are the first
+    /// `examples` of a seeded permutation of the training split.
+    ///
+    /// # Errors
+    /// Bad settings, libtorch failures.
+    pub fn prune_at_init(&self, model: &mut Tracked, data: &Dataset, cfg: &InitPruneConfig) -> Result<PruneReport> {
+        cfg.validate()?;
+        let mut how = json!({ "method": "prune_at_init", "settings": cfg });
+        if cfg.method.uses_data() {
+            how["data"] = dataset_identity(data);
+        }
+        if model.elsewhere {
+            // Its weights are another shard's run: the masks follow from them there.
+            model.lineage.steps.push(Transform::Masks { how });
+            return Ok(PruneReport::of(&*model.model));
+        }
+        let batch = cfg.method.uses_data().then(|| {
+            let n = data.train.len();
+            let order = crate::rng::permutation(&mut crate::rng::stream(cfg.seed, crate::rng::Stream::Prune, u64::MAX), n);
+            let take = cfg.examples.min(n);
+            data.train.select(&tch::Tensor::from_slice(&order[..take]))
+        });
+        let report = prune_at_init(&*model.model, cfg, batch.as_ref())?;
+        model.lineage.steps.push(Transform::Masks { how });
+        Ok(report)
     }
 
     /// [`Error::Interrupted`] when Ctrl-C or a notebook interrupt asked to stop.

@@ -23,7 +23,7 @@ impl Space {
     pub fn layer_sizes(&self) -> Result<Vec<u64>> {
         Ok(match self {
             Space::Mlp(c) => c.shapes().iter().map(|[o, i]| (o * i) as u64).collect(),
-            Space::Cnn(c) => CnnConfig { densities: vec![1.0], ..c.clone() }.init(tch::Device::Cpu)?.layers().iter().map(|l| l.total as u64).collect(),
+            Space::Cnn(c) => CnnConfig { densities: vec![1.0], allocation: None, ..c.clone() }.init(tch::Device::Cpu)?.layers().iter().map(|l| l.total as u64).collect(),
         })
     }
 
@@ -53,7 +53,7 @@ impl Space {
                 Tracked::new(c.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": c }))
             }
             Space::Cnn(c) => {
-                let c = CnnConfig { densities: densities.to_vec(), seed, ..c.clone() };
+                let c = CnnConfig { densities: densities.to_vec(), seed, allocation: None, ..c.clone() };
                 Tracked::new(c.init(tch::Device::Cpu)?, serde_json::json!({ "cnn": c }))
             }
         })

@@ -196,6 +196,64 @@ impl BatchedMlp {
         layers.collect::<Result<Vec<_>>>().map(Some)
     }
 
+    /// Per member, multiply-adds of one example's forward pass: `[dense, active,
+    /// executed]` (see [`super::Model::macs`]).
+    pub fn macs(&self) -> Vec<[f64; 3]> {
+        let mut out = vec![[0.0; 3]; self.len()];
+        for layer in &self.layers {
+            let active = Vec::<i64>::try_from(layer.mask.sum_dim_intlist([1, 2].as_slice(), false, Kind::Int64).to_device(Device::Cpu)).unwrap_or_default();
+            let total = (layer.mask.numel() / self.len().max(1)) as f64;
+            for (e, o) in out.iter_mut().enumerate() {
+                let a = active.get(e).copied().unwrap_or(0) as f64;
+                *o = [o[0] + total, o[1] + a, o[2] + if layer.plan.is_some() { a } else { total }];
+            }
+        }
+        out
+    }
+
+    /// Layer `l`'s `[E, out, in]` masks.
+    pub fn mask(&self, l: usize) -> &Tensor {
+        &self.layers[l].mask
+    }
+
+    /// Replaces every layer's masks (`[E, out, in]` each, layer order), zeroing the
+    /// weights they drop; compact layers get a new block plan and re-laid values.
+    /// Returns how tensors laid out like each layer's trainable weight follow.
+    ///
+    /// # Errors
+    /// A count or shape that does not match, a mask that gives no plan.
+    pub fn set_masks(&self, masks: &[Tensor]) -> Result<Vec<super::Remap>> {
+        if masks.len() != self.layers.len() {
+            return Err(Error::config("masks", format!("{} masks given, the ensemble has {} weight layers", masks.len(), self.layers.len())));
+        }
+        let _guard = tch::no_grad_guard();
+        let mut remaps = Vec::with_capacity(masks.len());
+        for (l, (layer, m)) in self.layers.iter().zip(masks).enumerate() {
+            if m.size() != layer.mask.size() {
+                return Err(Error::config("masks", format!("fc{}: mask shape {:?}, layer shape {:?}", l + 1, m.size(), layer.mask.size())));
+            }
+            let m = m.to_device(self.device).to_kind(Kind::Float);
+            match &layer.plan {
+                None => {
+                    layer.mask.shallow_clone().copy_(&m);
+                    let _ = layer.param.shallow_clone().g_mul_(&m);
+                    remaps.push(super::Remap::dense(&format!("fc{}.weight", l + 1), &layer.mask));
+                }
+                Some(plan) => {
+                    let mut plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+                    let w = plan.f_dense(&layer.param)? * &m;
+                    let mut new = CsrPlan::from_blocks(&m)?;
+                    remaps.push(super::Remap::compact(&format!("fc{}.values", l + 1), plan.flat(), new.flat(), m.numel() as i64));
+                    layer.mask.shallow_clone().copy_(&m);
+                    let values = new.f_gather(&w)?;
+                    layer.param.shallow_clone().set_data(&values);
+                    *plan = new;
+                }
+            }
+        }
+        Ok(remaps)
+    }
+
     /// Layer `l`'s effective weights `[E, out, in]`, zero where masked.
     pub fn weight(&self, l: usize) -> Tensor {
         let layer = &self.layers[l];
@@ -242,7 +300,7 @@ impl BatchedMlp {
             _ => (Some(v("running_mean")?), Some(v("running_var")?)),
         };
         let flat = z.f_permute([1, 0, 2])?.f_reshape([b, e * f])?;
-        let y = flat.f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode != Mode::Eval, 0.1, 1e-5, true).map_err(|err| Error::Shape(format!("batch norm: {err}")))?;
+        let y = flat.f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode.batch_statistics(), 0.1, 1e-5, true).map_err(|err| Error::Shape(format!("batch norm: {err}")))?;
         Ok(y.f_view([b, e, f])?.f_permute([1, 0, 2])?)
     }
 

@@ -216,7 +216,7 @@ impl SparseLinear {
         let Some(mut c) = self.compact() else {
             return xs.f_linear(&self.param, self.bias.as_ref()).map_err(|e| err(e.into()));
         };
-        let y = if mode == Mode::Measure {
+        let y = if mode.measuring() {
             let leaf = match &c.measure {
                 Some(m) => m.shallow_clone(),
                 None => {
@@ -254,25 +254,45 @@ impl SparseLinear {
         }
     }
 
-    /// Replaces the mask (e.g. magnitude pruning) and zeroes the weights it drops.
+    /// Replaces the mask (e.g. magnitude pruning, a dynamic-sparsity update) and zeroes
+    /// the weights it drops (a grown weight starts at zero). A compact layer's plan is
+    /// rebuilt and its values re-laid. Returns how tensors laid out like the
+    /// trainable weight follow.
     ///
     /// # Errors
     /// A compact layer's new mask that gives no plan (see [`CsrPlan::from_mask`]).
-    pub fn set_mask(&self, mask: &Tensor) -> Result<()> {
+    pub fn set_mask(&self, mask: &Tensor) -> Result<super::Remap> {
         let _guard = tch::no_grad_guard();
         match self.compact() {
             None => {
                 self.mask.shallow_clone().copy_(mask);
                 let _ = self.param.shallow_clone().g_mul_(mask);
+                Ok(super::Remap::dense(&format!("{}.weight", self.name), &self.mask))
             }
             Some(mut c) => {
                 let w = c.plan.f_dense(&self.param)? * mask;
+                let new = CsrPlan::from_mask(mask)?;
                 self.mask.shallow_clone().copy_(mask);
-                c.plan = CsrPlan::from_mask(&self.mask)?;
+                let remap = super::Remap::compact(&format!("{}.values", self.name), c.plan.flat(), new.flat(), self.mask.numel() as i64);
+                c.plan = new;
                 c.measure = None;
                 let values = c.plan.f_gather(&w)?;
                 self.param.shallow_clone().set_data(&values);
+                Ok(remap)
             }
+        }
+    }
+
+    /// Sets the effective weight to `weight * mask` (`[out, in]`).
+    ///
+    /// # Errors
+    /// A weight of another shape.
+    pub fn set_weight(&self, weight: &Tensor) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let w = weight.to_device(self.mask.device()) * &self.mask;
+        match self.compact() {
+            None => self.param.shallow_clone().f_copy_(&w)?,
+            Some(mut c) => self.param.shallow_clone().f_copy_(&c.plan.f_gather(&w)?)?,
         }
         Ok(())
     }

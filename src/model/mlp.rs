@@ -13,6 +13,8 @@ pub enum Densities {
     PerLayer(Vec<f64>),
     /// Exact active counts per weight layer (`depth + 1` entries).
     Active(Vec<i64>),
+    /// A model-wide target shared among layers (uniform, ER or ERK).
+    Allocated(super::Allocation),
 }
 
 /// The most hidden layers an MLP may have (the report uses at most 8).
@@ -95,6 +97,7 @@ impl MlpConfig {
             Densities::Uniform(d) => vec![Density::Fraction(*d); n],
             Densities::PerLayer(v) if v.len() == n => v.iter().map(|d| Density::Fraction(*d)).collect(),
             Densities::Active(v) if v.len() == n => v.iter().map(|k| Density::Active(*k)).collect(),
+            Densities::Allocated(a) => a.active_counts(&self.shapes().iter().map(|s| s.to_vec()).collect::<Vec<_>>())?.into_iter().map(Density::Active).collect(),
             Densities::PerLayer(v) => return Err(len_err("density", v.len(), n)),
             Densities::Active(v) => return Err(len_err("active", v.len(), n)),
         })
@@ -198,6 +201,40 @@ fn len_err(key: &str, got: usize, want: usize) -> Error {
     Error::config(key, format!("{got} entries given, the MLP has {want} weight layers (depth + 1)"))
 }
 
+/// Active weights on an input-to-output path, per layer, for an MLP's masks
+/// (`[out, in]`, layer order) with `depth` hidden layers and optional skip blocks (as
+/// [`Mlp`]'s forward pass adds them: the input of hidden layer 1, 3, 5, ... joins the
+/// pre-activation of hidden layer 2, 4, 6, ...). A unit is reached when some active
+/// weight or skip brings input to it, and useful when some active weight or skip
+/// carries it on to an output; a weight counts when it joins a reached unit to a
+/// useful one.
+pub fn effective_active(masks: &[Tensor], depth: usize, skip: bool) -> Vec<i64> {
+    let _guard = tch::no_grad_guard();
+    let starts = |i: usize| skip && i % 2 == 1 && i + 1 < depth;
+    let ends = |i: usize| skip && i % 2 == 0 && i >= 2;
+    let on = |t: Tensor| t.gt(0.0).to_kind(tch::Kind::Float);
+    // reach[k]: units of h_k (h_0 the input, h_{i+1} the output of weight layer i).
+    let mut reach = vec![Tensor::ones([masks[0].size()[1]], (tch::Kind::Float, Device::Cpu))];
+    for (i, m) in masks.iter().enumerate() {
+        let mut r = m.mv(&reach[i]);
+        if i < depth && ends(i) {
+            r += &reach[i - 1];
+        }
+        reach.push(on(r));
+    }
+    let n = masks.len();
+    let mut useful: Vec<Tensor> = (0..=n).map(|_| Tensor::zeros([1], (tch::Kind::Float, Device::Cpu))).collect();
+    useful[n] = Tensor::ones([masks[n - 1].size()[0]], (tch::Kind::Float, Device::Cpu));
+    for i in (0..n).rev() {
+        let mut u = masks[i].tr().mv(&useful[i + 1]);
+        if i < depth && starts(i) {
+            u += &useful[i + 2];
+        }
+        useful[i] = on(u);
+    }
+    masks.iter().enumerate().map(|(i, m)| (m * useful[i + 1].unsqueeze(1) * reach[i].unsqueeze(0)).sum(tch::Kind::Double).double_value(&[]).round() as i64).collect()
+}
+
 /// A sparse MLP (see [`MlpConfig`]).
 pub struct Mlp {
     cfg: MlpConfig,
@@ -261,6 +298,18 @@ impl Model for Mlp {
         self.linears.iter().for_each(SparseLinear::clear_measure);
     }
 
+    fn macs(&self) -> Option<[f64; 3]> {
+        Some(self.linears.iter().fold([0.0; 3], |[d, a, x], l| {
+            let (total, active) = (l.mask.numel() as f64, l.active() as f64);
+            [d + total, a + active, x + if l.kernel() == Kernel::Compact { active } else { total }]
+        }))
+    }
+
+    fn effective_active(&self) -> Option<Vec<i64>> {
+        let masks: Vec<Tensor> = self.linears.iter().map(|l| l.mask.to_device(Device::Cpu).to_kind(tch::Kind::Float)).collect();
+        Some(effective_active(&masks, self.cfg.depth, self.cfg.skip))
+    }
+
     fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.cfg;
         let plain = !c.batch_norm && !c.skip && c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
@@ -270,12 +319,14 @@ impl Model for Mlp {
         self.linears.iter().map(SparseLinear::fused).collect::<Result<Vec<_>>>().map(Some)
     }
 
-    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+    fn set_weights(&self, weights: &[Tensor]) -> Result<()> {
+        super::check_masks(&self.weight_layers(), weights)?;
+        self.linears.iter().zip(weights).try_for_each(|(l, w)| l.set_weight(w))
+    }
+
+    fn set_masks(&self, masks: &[Tensor]) -> Result<Vec<super::Remap>> {
         super::check_masks(&self.weight_layers(), masks)?;
-        for (l, m) in self.linears.iter().zip(masks) {
-            l.set_mask(m)?;
-        }
-        Ok(())
+        self.linears.iter().zip(masks).map(|(l, m)| l.set_mask(m)).collect()
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {

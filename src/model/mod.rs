@@ -2,6 +2,7 @@
 //! builder. Masks live in the VarStore as non-trainable variables, so saving a model
 //! saves its masks (STYLE rule 3).
 mod activation;
+mod allocation;
 mod conv;
 mod ensemble;
 mod lineage;
@@ -12,19 +13,20 @@ mod norm;
 mod resnet;
 
 pub use activation::{Activation, ACTIVATIONS};
+pub use allocation::{Allocation, AllocationKind, ALLOCATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
 pub use ensemble::{batchable, BatchedMlp};
 pub use lineage::{Lineage, Tracked, Transform};
 pub use linear::{Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
 pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
-pub use mlp::{Densities, Mlp, MlpConfig, MAX_DEPTH};
+pub use mlp::{effective_active, Densities, Mlp, MlpConfig, MAX_DEPTH};
 pub use norm::BatchNorm;
 pub use resnet::{Cnn, CnnConfig, CNNS};
 
 use crate::error::{Error, Result};
 use std::fmt;
 use std::path::Path;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// How a forward pass treats BatchNorm and dropout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,20 @@ pub enum Mode {
     /// Gradient-flow measurement: batch statistics without updating the running
     /// statistics, dropout off, so measuring never changes training (SPEC 5).
     Measure,
+    /// As [`Mode::Measure`] (dense gradients of every weight layer), with the running
+    /// statistics of [`Mode::Eval`]: SynFlow's data-free score.
+    MeasureEval,
+}
+
+impl Mode {
+    /// Whether BatchNorm normalises by batch statistics.
+    pub fn batch_statistics(self) -> bool {
+        matches!(self, Mode::Train | Mode::Measure)
+    }
+    /// Whether compact layers expose a dense weight leaf for dense gradients.
+    pub fn measuring(self) -> bool {
+        matches!(self, Mode::Measure | Mode::MeasureEval)
+    }
 }
 
 /// A weight layer (linear or conv) as the optimizer and gradient flow see it.
@@ -57,6 +73,64 @@ pub struct Param {
     pub tensor: Tensor,
     /// 0/1 mask for sparse weights.
     pub mask: Option<Tensor>,
+}
+
+/// How a tensor laid out like a weight layer's trainable weight (its optimizer
+/// state, the fused step's velocity) follows a mask change: kept where the weight
+/// stays active, zero where it was dropped or grown (a grown weight starts with no
+/// history, as RigL and SET reset it).
+pub enum Remap {
+    /// A dense `[out, in]` (or `[E, out, in]`) weight: multiply by the new mask.
+    Dense {
+        /// VarStore name of the weight, e.g. `fc1.weight`.
+        param: String,
+        /// The new mask (shared with the layer).
+        mask: Tensor,
+    },
+    /// Compact values: entry `j` of the new values is entry `src[j]` of the old ones,
+    /// or zero where `src[j] < 0` (a grown weight).
+    Compact {
+        /// VarStore name of the values, e.g. `fc1.values`.
+        param: String,
+        /// `[new nnz]` int64 (CPU).
+        src: Tensor,
+    },
+}
+
+impl Remap {
+    /// A dense layer's remap.
+    pub fn dense(param: &str, mask: &Tensor) -> Self {
+        Remap::Dense { param: param.to_string(), mask: mask.shallow_clone() }
+    }
+
+    /// A compact layer's remap from the flat positions of its old and new plans.
+    pub fn compact(param: &str, old_flat: &Tensor, new_flat: &Tensor, numel: i64) -> Self {
+        let _guard = tch::no_grad_guard();
+        let index = Tensor::full([numel], -1i64, (Kind::Int64, Device::Cpu)).index_put(&[Some(old_flat.shallow_clone())], &Tensor::arange(old_flat.size()[0], (Kind::Int64, Device::Cpu)), false);
+        Remap::Compact { param: param.to_string(), src: index.index_select(0, new_flat) }
+    }
+
+    /// The parameter this remap applies to.
+    pub fn param(&self) -> &str {
+        match self {
+            Remap::Dense { param, .. } | Remap::Compact { param, .. } => param,
+        }
+    }
+
+    /// `t` (laid out like the old weight) laid out like the new one.
+    pub fn apply(&self, t: &Tensor) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        match self {
+            Remap::Dense { mask, .. } => t * mask,
+            Remap::Compact { src, .. } => {
+                let src = src.to_device(t.device());
+                if t.numel() == 0 {
+                    return t.new_zeros(src.size().as_slice(), (t.kind(), t.device()));
+                }
+                t.index_select(0, &src.clamp_min(0)) * src.ge(0).to_kind(t.kind())
+            }
+        }
+    }
 }
 
 /// One row of a model's layer report.
@@ -119,6 +193,21 @@ pub trait Model {
     /// Ends a gradient-flow measurement (drops compact layers' measuring leaves).
     fn clear_measure(&self) {}
 
+    /// Multiply-adds of one example's forward pass: `[dense, active, executed]` (every
+    /// weight; active weights; what the kernels run: active weights in compact layers,
+    /// all in layers stored densely). `None` where not counted (CNNs).
+    fn macs(&self) -> Option<[f64; 3]> {
+        None
+    }
+
+    /// Per weight layer, the active weights on at least one path from an input to an
+    /// output through active weights (and skip connections): a layer with none has
+    /// collapsed. `None` where the model does not analyse its paths (CNNs: only
+    /// empty layers are detected there).
+    fn effective_active(&self) -> Option<Vec<i64>> {
+        None
+    }
+
     /// The weight layers in the form the fused CPU training step takes
     /// ([`crate::compute::FusedMlp`]): `Some` for a plain ReLU MLP (no BatchNorm, skip
     /// or dropout), `None` for any other model.
@@ -130,14 +219,30 @@ pub trait Model {
     }
 
     /// Replaces every weight layer's mask (in [`Model::weight_layers`] order) and zeroes
-    /// the weights the new masks drop.
+    /// the weights the new masks drop. Returns, per weight layer, how tensors laid out
+    /// like its trainable weight (optimizer state) follow the change.
     ///
     /// # Errors
     /// A count or shape that does not match.
-    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+    fn set_masks(&self, masks: &[Tensor]) -> Result<Vec<Remap>> {
         let layers = self.weight_layers();
         check_masks(&layers, masks)?;
         set_dense_masks(&layers, masks);
+        Ok(layers.iter().map(|l| Remap::dense(&format!("{}.weight", l.name), l.mask)).collect())
+    }
+
+    /// Sets every weight layer's effective weight (`[out, in]` or conv shape, layer
+    /// order) to `weights` masked by the layer's current mask (rewinding).
+    ///
+    /// # Errors
+    /// A count or shape that does not match.
+    fn set_weights(&self, weights: &[Tensor]) -> Result<()> {
+        let layers = self.weight_layers();
+        check_masks(&layers, weights)?;
+        let _guard = tch::no_grad_guard();
+        for (l, w) in layers.iter().zip(weights) {
+            l.weight.shallow_clone().f_copy_(&(w.to_device(l.mask.device()) * l.mask))?;
+        }
         Ok(())
     }
 

@@ -32,6 +32,6 @@ impl BatchNorm {
             Mode::Measure => (None, None),
             _ => (Some(&self.running_mean), Some(&self.running_var)),
         };
-        xs.f_batch_norm(Some(&self.weight), Some(&self.bias), rm, rv, mode != Mode::Eval, 0.1, 1e-5, true).map_err(|e| Error::Shape(format!("batch norm: {e}")))
+        xs.f_batch_norm(Some(&self.weight), Some(&self.bias), rm, rv, mode.batch_statistics(), 0.1, 1e-5, true).map_err(|e| Error::Shape(format!("batch norm: {e}")))
     }
 }

@@ -24,6 +24,9 @@ pub struct CnnConfig {
     pub dropout: f64,
     /// Seed of masks and init.
     pub seed: u64,
+    /// A model-wide target shared among layers, in place of `densities`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<super::Allocation>,
 }
 
 struct Block {
@@ -49,7 +52,7 @@ pub struct Cnn {
 impl CnnConfig {
     /// ResNet-32 or WRN-28-10 with all layers dense.
     pub fn new(arch: &str, in_channels: i64, classes: i64) -> Self {
-        Self { arch: arch.to_string(), in_channels, classes, densities: vec![1.0], dropout: 0.0, seed: 0 }
+        Self { arch: arch.to_string(), in_channels, classes, densities: vec![1.0], dropout: 0.0, seed: 0, allocation: None }
     }
 
     fn plan(&self) -> Result<(Vec<i64>, usize, bool)> {
@@ -78,20 +81,54 @@ impl CnnConfig {
         Ok(count + 1)
     }
 
+    /// Weight shapes in layer order (`[out, in, kh, kw]` for convs, `[out, in]` for the classifier).
+    ///
+    /// # Errors
+    /// An unknown architecture.
+    pub fn shapes(&self) -> Result<Vec<Vec<i64>>> {
+        let (widths, n, _) = self.plan()?;
+        let mut v = vec![vec![16, self.in_channels, 3, 3]];
+        let mut prev = 16;
+        for (s, &w) in widths.iter().enumerate() {
+            for b in 0..n {
+                let stride = if b == 0 && s > 0 { 2 } else { 1 };
+                v.push(vec![w, prev, 3, 3]);
+                v.push(vec![w, w, 3, 3]);
+                if stride != 1 || prev != w {
+                    v.push(vec![w, prev, 1, 1]);
+                }
+                prev = w;
+            }
+        }
+        v.push(vec![self.classes, prev]);
+        Ok(v)
+    }
+
+    /// Each weight layer's density, as [`CnnConfig::init`] builds them.
+    ///
+    /// # Errors
+    /// A density list of the wrong length, a bad allocation.
+    pub fn layer_densities(&self) -> Result<Vec<Density>> {
+        let total = self.layer_count()?;
+        if let Some(a) = &self.allocation {
+            return Ok(a.active_counts(&self.shapes()?)?.into_iter().map(Density::Active).collect());
+        }
+        Ok(match self.densities.len() {
+            1 => vec![Density::Fraction(self.densities[0]); total],
+            k if k == total => self.densities.iter().map(|d| Density::Fraction(*d)).collect(),
+            k => return Err(Error::config("density", format!("{k} entries given, {} has {total} weight layers", self.arch))),
+        })
+    }
+
     /// Checks and builds on `device`.
     pub fn init(&self, device: Device) -> Result<Cnn> {
         let (widths, n, pre) = self.plan()?;
-        let total = self.layer_count()?;
-        let dens: Vec<f64> = match self.densities.len() {
-            1 => vec![self.densities[0]; total],
-            k if k == total => self.densities.clone(),
-            k => return Err(Error::config("density", format!("{k} entries given, {} has {total} weight layers", self.arch))),
-        };
+        let dens = self.layer_densities()?;
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let mut li = 0usize;
         let mut conv = |name: String, cin: i64, cout: i64, k: i64, stride: i64| -> Result<SparseConv2d> {
-            let c = SparseConv2dConfig::new(cin, cout, k).with_stride(stride).with_padding(k / 2).with_density(Density::Fraction(dens[li]));
+            let c = SparseConv2dConfig::new(cin, cout, k).with_stride(stride).with_padding(k / 2).with_density(dens[li]);
             let layer = c.init(&sub(&root, &name), self.seed, li as u64);
             li += 1;
             layer
@@ -115,7 +152,7 @@ impl CnnConfig {
             }
         }
         let final_bn = if pre { Some(BatchNorm::new(&(&root / "bn_final"), prev)?) } else { None };
-        let fc = SparseLinearConfig::new(prev, self.classes).with_density(dens[li]).init(&(&root / "fc"), self.seed, li as u64)?;
+        let fc = SparseLinearConfig { density: dens[li], ..SparseLinearConfig::new(prev, self.classes) }.init(&(&root / "fc"), self.seed, li as u64)?;
         let mut cnn = Cnn { cfg: self.clone(), vs, stem, stem_bn, blocks, final_bn, fc, pre_activation: pre };
         cnn.to_device(device);
         Ok(cnn)
@@ -195,12 +232,25 @@ impl Model for Cnn {
         self.fc.clear_measure();
     }
 
-    fn set_masks(&self, masks: &[Tensor]) -> Result<()> {
+    fn set_weights(&self, weights: &[Tensor]) -> Result<()> {
+        let layers = self.weight_layers();
+        super::check_masks(&layers, weights)?;
+        let last = layers.len() - 1;
+        let _guard = tch::no_grad_guard();
+        for (l, w) in layers[..last].iter().zip(weights) {
+            l.weight.shallow_clone().f_copy_(&(w.to_device(l.mask.device()) * l.mask))?;
+        }
+        self.fc.set_weight(&weights[last])
+    }
+
+    fn set_masks(&self, masks: &[Tensor]) -> Result<Vec<super::Remap>> {
         let layers = self.weight_layers();
         super::check_masks(&layers, masks)?;
         let last = layers.len() - 1;
         super::set_dense_masks(&layers[..last], &masks[..last]);
-        self.fc.set_mask(&masks[last]) // compact or dense
+        let mut remaps: Vec<super::Remap> = layers[..last].iter().map(|l| super::Remap::dense(&format!("{}.weight", l.name), l.mask)).collect();
+        remaps.push(self.fc.set_mask(&masks[last])?); // compact or dense
+        Ok(remaps)
     }
 
     fn load(&mut self, path: &std::path::Path) -> Result<()> {

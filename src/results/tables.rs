@@ -63,4 +63,11 @@ pub fn run_row(run: &RunResult) -> FrameBuilder {
         .opt_f64("gnorm1", vec![g.map(|g| g.gnorm1)])
         .opt_f64("gnorm2", vec![g.map(|g| g.gnorm2)])
         .f64("seconds", vec![run.seconds])
+        .i64("collapsed_layers", vec![run.collapsed.len() as i64])
+        .i64("mask_updates", vec![run.mask_history.len() as i64])
+        .opt_f64("mask_kept", vec![run.mask_history.last().map(|p| p.kept)])
+        .opt_f64("dense_flops", vec![run.cost.as_ref().map(|c| c.dense_flops)])
+        .opt_f64("sparse_flops", vec![run.cost.as_ref().map(|c| c.sparse_flops)])
+        .opt_f64("executed_flops", vec![run.cost.as_ref().map(|c| c.executed_flops)])
+        .opt_f64("peak_rss_mb", vec![run.cost.as_ref().map(|c| c.peak_rss_bytes as f64 / 1e6)])
 }

@@ -2,9 +2,9 @@
 use super::api_data::DataHandle;
 use super::api_model::ModelHandle;
 use super::api_train::train_config;
-use super::config::Opts;
+use super::config::{DensityOption, Opts};
 use super::{rt, Context};
-use crate::experiment::{correlation_chart, gradflow_correlation, grid_frame, grid_runs_frame, sc_sdc, sc_sdc_grid, twins, GridAxes, InitFan, PruneConfig, ScSdcConfig, Scope, INIT_FANS};
+use crate::experiment::{correlation_chart, gradflow_correlation, grid_frame, grid_runs_frame, sc_sdc, sc_sdc_grid, twins, GridAxes, ImpConfig, InitFan, InitPruneConfig, PruneConfig, Pruner, ScSdcConfig, Scope, Target, INIT_FANS};
 use crate::model::{MlpConfig, Tracked};
 use crate::results::Frame;
 use crate::Error;
@@ -128,6 +128,60 @@ fn study(ctx: &Context, data: &DataHandle, opts: Map) -> crate::Result<Map> {
     Ok(Map::from_iter([("runs".into(), Dynamic::from(result.runs_frame()?)), ("test".into(), test)]))
 }
 
+fn init_prune(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) -> crate::Result<Map> {
+    let mut o = Opts::new("prune_at_init", opts);
+    let method = Pruner::parse(&o.string("method", "snip")?)?;
+    let d = InitPruneConfig::new(method, 0.1);
+    let target = match o.density("density")? {
+        None => return Err(Error::config("density", "required: a density in (0, 1], or #{ allocation: \"erk\", target: 0.1 } with scope \"layer\"")),
+        Some(DensityOption::Fractions(v)) if v.len() == 1 => Target::Density(v[0]),
+        Some(DensityOption::Fractions(v)) => return Err(Error::config("density", format!("expected one density (or an allocation map), got {} values", v.len()))),
+        Some(DensityOption::Allocated(a)) => Target::Allocation(a),
+    };
+    let default_scope = if method == Pruner::Synflow { "global" } else { "layer" };
+    let cfg = InitPruneConfig {
+        target,
+        scope: Scope::parse(&o.string("scope", default_scope)?)?,
+        rounds: o.usize("rounds", d.rounds)?,
+        examples: o.usize("examples", d.examples)?,
+        temperature: o.f64("temperature", d.temperature)?,
+        seed: o.u64("seed", d.seed)?,
+        ..d
+    };
+    o.finish()?;
+    let report = ctx.session.prune_at_init(&mut net.0.borrow_mut(), &data.0, &cfg)?;
+    let effective = report.effective.clone().map(|e| e.into_iter().map(Some).collect()).unwrap_or_else(|| vec![None; report.layers.len()]);
+    let collapsed: Vec<bool> = report.layers.iter().map(|l| report.collapsed.contains(l)).collect();
+    let table = crate::results::FrameBuilder::new()
+        .str("layer", report.layers.clone())
+        .i64("active", report.active.clone())
+        .i64("total", report.total.clone())
+        .opt_i64("effective", effective)
+        .bool("collapsed", collapsed)
+        .build()?;
+    Ok(Map::from_iter([("layers".into(), Dynamic::from(table)), ("collapsed".into(), Dynamic::from(report.collapsed.iter().map(|c| Dynamic::from(c.clone())).collect::<rhai::Array>()))]))
+}
+
+fn imp(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) -> crate::Result<Frame> {
+    let mut o = Opts::new("imp", opts);
+    let d = ImpConfig::default();
+    let imp = ImpConfig {
+        rounds: o.usize("rounds", d.rounds)?,
+        fraction: o.f64("fraction", d.fraction)?,
+        rewind_epoch: o.usize("rewind_epoch", d.rewind_epoch)?,
+        scope: Scope::parse(&o.string("scope", "layer")?)?,
+    };
+    let cfg = train_config(&mut o)?;
+    o.finish()?;
+    let rounds = ctx.session.imp(&mut net.0.borrow_mut(), &data.0, &imp, &cfg)?;
+    let frames = rounds
+        .iter()
+        .enumerate()
+        .map(|(r, (density, run))| crate::results::run_row(run).i64("round", vec![r as i64]).f64("density", vec![*density]).build())
+        .collect::<crate::Result<Vec<_>>>()?;
+    Frame::vstack(&frames)
+}
+
 /// Registers `sc_sdc` and `sc_sdc_pair`.
 pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_fn("sc_sdc_pair", |d: &mut DataHandle, o: Map| pair(d, o).map_err(rt));
@@ -139,6 +193,10 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_fn("pvalue_table", |g: Map| pvalue_table(g, Map::new()).map_err(rt));
     engine.register_fn("gradflow_correlation", |f: &mut Frame, o: Map| correlation(f, o).map_err(rt));
     engine.register_fn("gradflow_correlation", |f: &mut Frame| correlation(f, Map::new()).map_err(rt));
+    let c = ctx.clone();
+    engine.register_fn("prune_at_init", move |n: &mut ModelHandle, d: DataHandle, o: Map| init_prune(&c, n, &d, o).map_err(rt));
+    let c = ctx.clone();
+    engine.register_fn("imp", move |n: &mut ModelHandle, d: DataHandle, o: Map| imp(&c, n, &d, o).map_err(rt));
     let c = ctx.clone();
     engine.register_fn("prune_train", move |n: &mut ModelHandle, d: DataHandle, o: Map| prune(&c, n, &d, o).map_err(rt));
 }

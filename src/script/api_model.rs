@@ -1,6 +1,6 @@
 //! Script bindings: building models and inspecting them.
 use super::api_data::DataHandle;
-use super::config::Opts;
+use super::config::{DensityOption, Opts};
 use super::{rt, Context, RhaiResult};
 use crate::experiment::{InitFan, INIT_FANS};
 use crate::model::{layer_table, CnnConfig, Densities, Fan, Kernel, MlpConfig, Tracked};
@@ -26,11 +26,12 @@ pub fn mlp_config(data: &crate::data::Dataset, o: &mut Opts) -> crate::Result<Ml
     let d = MlpConfig::defaults(data);
     let depth = o.usize("depth", d.depth)?;
     let width = o.i64("width", d.width)?;
-    let densities = match (o.f64_or_list("density")?, o.usize_list("active")?) {
+    let densities = match (o.density("density")?, o.usize_list("active")?) {
         (Some(_), Some(_)) => return Err(Error::config("active", "give density or active, not both")),
         (None, Some(k)) => Densities::Active(k.into_iter().map(|k| k as i64).collect()),
-        (Some(d), None) if d.len() == 1 => Densities::Uniform(d[0]),
-        (Some(d), None) => Densities::PerLayer(d),
+        (Some(DensityOption::Allocated(a)), None) => Densities::Allocated(a),
+        (Some(DensityOption::Fractions(d)), None) if d.len() == 1 => Densities::Uniform(d[0]),
+        (Some(DensityOption::Fractions(d)), None) => Densities::PerLayer(d),
         (None, None) => Densities::Uniform(1.0),
     };
     let fans = match o.raw("init_fan") {
@@ -79,7 +80,12 @@ fn cnn(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
     let mut o = Opts::new("cnn", opts);
     let arch = o.name("arch", "resnet32", crate::model::CNNS)?;
     let d = CnnConfig::new(arch, data.0.shape[0], data.0.classes as i64);
-    let cfg = CnnConfig { densities: o.f64_or_list("density")?.unwrap_or_else(|| d.densities.clone()), dropout: o.f64_in("dropout", d.dropout, 0.0, 0.99)?, seed: o.u64("seed", d.seed)?, ..d };
+    let (densities, allocation) = match o.density("density")? {
+        None => (d.densities.clone(), None),
+        Some(DensityOption::Fractions(v)) => (v, None),
+        Some(DensityOption::Allocated(a)) => (vec![1.0], Some(a)),
+    };
+    let cfg = CnnConfig { densities, allocation, dropout: o.f64_in("dropout", d.dropout, 0.0, 0.99)?, seed: o.u64("seed", d.seed)?, ..d };
     o.finish()?;
     let [_, h, w] = data.0.shape;
     if (h, w) != (32, 32) {

@@ -4,7 +4,7 @@ use super::api_model::ModelHandle;
 use super::config::Opts;
 use super::{rt, Context, RhaiResult};
 use crate::results::{grad_flow_frame, history_frame, run_row, Frame};
-use crate::train::{DeviceSpec, GradFlowConfig, OptimizerConfig, OptimizerKind, RunResult, Schedule, StepKind, TrainConfig};
+use crate::train::{DeviceSpec, GradFlowConfig, MaskSchedule, OptimizerConfig, OptimizerKind, RunResult, Schedule, StepKind, TrainConfig};
 use rhai::{Dynamic, Engine, Map};
 use std::rc::Rc;
 
@@ -50,9 +50,49 @@ pub fn train_config(o: &mut Opts) -> crate::Result<TrainConfig> {
         grad_flow,
         progress: o.bool("progress", d.progress)?,
         step: StepKind::parse(&o.string("step", "auto")?)?,
+        masks: mask_schedule(o)?,
     };
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// Reads `dynamic: #{ method: "rigl", fraction: 0.3, every: 100, end: 0.75 }` (or
+/// `method: "set"`) and `gradual: #{ density: 0.1, start: 0.1, end: 0.6, every: 100,
+/// scope: "layer" }`: masks that change during training.
+fn mask_schedule(o: &mut Opts) -> crate::Result<Option<MaskSchedule>> {
+    let dynamic = o.map("dynamic")?;
+    let gradual = o.map("gradual")?;
+    match (dynamic, gradual) {
+        (Some(_), Some(_)) => Err(crate::Error::config("gradual", "give dynamic or gradual, not both: one schedule changes the masks")),
+        (None, None) => Ok(None),
+        (Some(m), None) => {
+            let mut d = Opts::new("dynamic", m);
+            let method = d.name("method", "rigl", &["set", "rigl"])?;
+            // The defaults of MaskSchedule::set() and MaskSchedule::rigl().
+            let s = match method {
+                "set" => MaskSchedule::Set { fraction: d.f64("fraction", 0.3)? },
+                _ => MaskSchedule::Rigl { fraction: d.f64("fraction", 0.3)?, every: d.usize("every", 100)?, end: d.f64("end", 0.75)? },
+            };
+            d.finish()?;
+            s.validate()?;
+            Ok(Some(s))
+        }
+        (None, Some(m)) => {
+            let mut g = Opts::new("gradual", m);
+            let density = g.opt_f64("density")?.ok_or_else(|| crate::Error::config("density", "required: the final density of gradual pruning, e.g. gradual: #{ density: 0.1 }"))?;
+            // The defaults of MaskSchedule::gradual().
+            let s = MaskSchedule::Gradual {
+                density,
+                start: g.f64("start", 0.1)?,
+                end: g.f64("end", 0.6)?,
+                every: g.usize("every", 100)?,
+                global: crate::experiment::Scope::parse(&g.string("scope", "layer")?)? == crate::experiment::Scope::Global,
+            };
+            g.finish()?;
+            s.validate()?;
+            Ok(Some(s))
+        }
+    }
 }
 
 fn train_script(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) -> crate::Result<RunHandle> {

@@ -147,6 +147,26 @@ impl Opts {
         }
     }
 
+    /// A density: a number, one number per layer, or a model-wide allocation
+    /// `#{ allocation: "erk", target: 0.1, dense_first: true, dense_last: false }`.
+    pub fn density(&mut self, key: &'static str) -> Result<Option<DensityOption>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(v) if v.is_map() => {
+                let mut o = Opts::new("density", v.try_cast::<Map>().unwrap_or_default());
+                let kind = crate::model::AllocationKind::parse(&o.string("allocation", "erk")?)?;
+                let target = o.opt_f64("target")?.ok_or_else(|| Error::config("target", "required: the model-wide density, e.g. #{ allocation: \"erk\", target: 0.1 }"))?;
+                let a = crate::model::Allocation { kind, target, dense_first: o.bool("dense_first", false)?, dense_last: o.bool("dense_last", false)? };
+                o.finish()?;
+                Ok(Some(DensityOption::Allocated(a)))
+            }
+            Some(v) => {
+                self.map.insert(key.into(), v);
+                Ok(self.f64_or_list(key)?.map(DensityOption::Fractions))
+            }
+        }
+    }
+
     /// An array of non-negative integers.
     pub fn usize_list(&mut self, key: &'static str) -> Result<Option<Vec<usize>>> {
         match self.take(key) {
@@ -229,4 +249,13 @@ mod tests {
         let mut o = Opts::new("mlp", map(&[("dropout", Dynamic::from(1.5_f64))]));
         assert_eq!(o.f64_in("dropout", 0.0, 0.0, 0.99).unwrap_err().to_string(), "dropout: 1.5 is outside [0, 0.99]");
     }
+}
+
+/// What a `density` option holds (see [`Opts::density`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DensityOption {
+    /// One density, or one per layer.
+    Fractions(Vec<f64>),
+    /// A model-wide target shared by an allocation rule.
+    Allocated(crate::model::Allocation),
 }

@@ -103,6 +103,9 @@ pub struct TrainConfig {
     /// `Auto` is left out of a run's identity.
     #[serde(default, skip_serializing_if = "StepKind::is_auto")]
     pub step: StepKind,
+    /// Masks that change during training (SET, RigL, gradual pruning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masks: Option<super::MaskSchedule>,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +122,7 @@ impl Default for TrainConfig {
             grad_flow: None,
             progress: false,
             step: StepKind::Auto,
+            masks: None,
         }
     }
 }
@@ -136,6 +140,9 @@ impl TrainConfig {
         }
         if let Some(t) = self.threads.filter(|t| *t == 0 || *t > 4096) {
             return Err(Error::config("threads", format!("{t} is outside 1..=4096")));
+        }
+        if let Some(m) = &self.masks {
+            m.validate()?;
         }
         if let Some(g) = &self.grad_flow {
             if g.samples == 0 || g.points == 0 {

@@ -8,7 +8,9 @@ use super::{Ended, EpochRecord, RunResult, TrainConfig};
 use crate::compute::FusedLayer;
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::model::{BatchedMlp, Mode, Model, Param};
+use super::masks::{Masker, MemberLayers};
+use super::result::Cost;
+use crate::model::{BatchedMlp, Mode, Model, Param, Remap};
 use crate::rng::{permutation, stream, torch_seed, Stream};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -114,6 +116,32 @@ pub(crate) trait Trainee {
     /// xs: `[B, C, H, W]`, the same examples for every member -> logits `[E, B, classes]`.
     fn eval_logits(&self, xs: &Tensor) -> Result<Tensor>;
     fn measure(&self, member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint>;
+    /// Member `member`'s effective weights and masks per layer (`[out, in]`).
+    fn member_layers(&self, member: usize) -> Result<MemberLayers>;
+    /// Member `member`'s dense loss gradients per weight layer (masked positions
+    /// included) on its minibatch `xs` `[B, ...]`, `ys` `[B]`, without changing the model.
+    fn dense_grads(&self, member: usize, xs: &Tensor, ys: &Tensor) -> Result<Vec<Tensor>>;
+    /// Replaces the masks, `masks[member][layer]` (`[out, in]`).
+    fn set_member_masks(&self, masks: &[Vec<Tensor>]) -> Result<Vec<Remap>>;
+    /// Per member, forward multiply-adds per example `[dense, active, executed]`.
+    fn macs(&self) -> Option<Vec<[f64; 3]>>;
+    /// Member `member`'s collapsed layers (see [`RunResult::collapsed`]).
+    fn collapsed(&self, member: usize) -> Result<Vec<String>>;
+}
+
+/// Names of the layers with no active weight, or none on a path (`effective`).
+fn collapsed_layers(names: &[String], active: &[i64], effective: Option<&[i64]>) -> Vec<String> {
+    names.iter().enumerate().filter(|(i, _)| active[*i] == 0 || effective.is_some_and(|e| e[*i] == 0)).map(|(_, n)| n.clone()).collect()
+}
+
+/// Dense gradients of `model`'s loss on `(xs, ys)` with respect to every weight
+/// layer's effective weight ([`Mode::Measure`]: batch statistics, running statistics untouched).
+fn dense_grads(model: &dyn Model, xs: &Tensor, ys: &Tensor) -> Result<Vec<Tensor>> {
+    let logits = model.forward(xs, Mode::Measure)?;
+    let weights: Vec<Tensor> = model.weight_layers().iter().map(|l| l.weight.shallow_clone()).collect();
+    let grads = Tensor::f_run_backward(&[super::cross_entropy(&logits, ys)?], &weights, false, false);
+    model.clear_measure();
+    Ok(grads?)
 }
 
 /// One model as an ensemble of one.
@@ -146,6 +174,24 @@ impl Trainee for Single<'_> {
     }
     fn measure(&self, _member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint> {
         measure(self.0, subset, epoch)
+    }
+    fn member_layers(&self, _member: usize) -> Result<MemberLayers> {
+        let layers = self.0.weight_layers();
+        Ok(MemberLayers { weights: layers.iter().map(|l| l.weight.detach()).collect(), masks: layers.iter().map(|l| l.mask.shallow_clone()).collect() })
+    }
+    fn dense_grads(&self, _member: usize, xs: &Tensor, ys: &Tensor) -> Result<Vec<Tensor>> {
+        dense_grads(self.0, xs, ys)
+    }
+    fn set_member_masks(&self, masks: &[Vec<Tensor>]) -> Result<Vec<Remap>> {
+        self.0.set_masks(&masks[0])
+    }
+    fn macs(&self) -> Option<Vec<[f64; 3]>> {
+        self.0.macs().map(|m| vec![m])
+    }
+    fn collapsed(&self, _member: usize) -> Result<Vec<String>> {
+        let info = self.0.layers();
+        let names: Vec<String> = info.iter().map(|l| l.name.clone()).collect();
+        Ok(collapsed_layers(&names, &info.iter().map(|l| l.active).collect::<Vec<_>>(), self.0.effective_active().as_deref()))
     }
 }
 
@@ -185,6 +231,28 @@ impl Trainee for BatchedMlp {
     fn measure(&self, member: usize, subset: &Split, epoch: usize) -> Result<GradFlowPoint> {
         measure(&self.member(member)?, subset, epoch)
     }
+    fn member_layers(&self, member: usize) -> Result<MemberLayers> {
+        let n = self.members()[0].depth + 1;
+        Ok(MemberLayers { weights: (0..n).map(|l| self.weight(l).get(member as i64).detach()).collect(), masks: (0..n).map(|l| self.mask(l).get(member as i64)).collect() })
+    }
+    fn dense_grads(&self, member: usize, xs: &Tensor, ys: &Tensor) -> Result<Vec<Tensor>> {
+        dense_grads(&self.member(member)?, xs, ys)
+    }
+    fn set_member_masks(&self, masks: &[Vec<Tensor>]) -> Result<Vec<Remap>> {
+        let n = self.members()[0].depth + 1;
+        let stacked: Vec<Tensor> = (0..n).map(|l| Tensor::stack(&masks.iter().map(|m| m[l].shallow_clone()).collect::<Vec<_>>(), 0)).collect();
+        self.set_masks(&stacked)
+    }
+    fn macs(&self) -> Option<Vec<[f64; 3]>> {
+        Some(BatchedMlp::macs(self))
+    }
+    fn collapsed(&self, member: usize) -> Result<Vec<String>> {
+        let c = &self.members()[0];
+        let masks: Vec<Tensor> = (0..=c.depth).map(|l| self.mask(l).get(member as i64).to_device(Device::Cpu)).collect();
+        let names: Vec<String> = (1..=masks.len()).map(|l| format!("fc{l}")).collect();
+        let active: Vec<i64> = masks.iter().map(crate::model::mask_count).collect();
+        Ok(collapsed_layers(&names, &active, Some(&crate::model::effective_active(&masks, c.depth, c.skip))))
+    }
 }
 
 /// The loop. `cfgs` (one per member) are equal but for the seed and already checked.
@@ -211,7 +279,14 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
     let batches = n.div_ceil(cfg.batch_size);
     let progress = Progress::new(cfg.progress, &model.label(), cfg.epochs, batches);
     let start = Instant::now();
-    let fresh = || RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device) };
+    let fresh = || RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device), mask_history: vec![], collapsed: vec![], cost: None };
+    let mut masker = match &cfg.masks {
+        Some(s) => Some(Masker::new(s, &(0..size).map(|m| model.member_layers(m)).collect::<Result<Vec<_>>>()?, &cfgs.iter().map(|c| c.seed).collect::<Vec<_>>(), batches, cfg.epochs)?),
+        None => None,
+    };
+    let mut macs = model.macs();
+    let mut flops: Vec<[f64; 3]> = vec![[0.0; 3]; size];
+    let mut step = 0usize;
     let mut out: Vec<RunResult> = (0..size).map(|_| fresh()).collect();
     let mut live = vec![true; size]; // not diverged, not stopped
     let e = size as i64;
@@ -237,6 +312,29 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
             }
             let ys = train.y.index_select(0, &idx).view([e, len]);
             let (losses, right) = stepper.step(|| model.logits(&xs, e, Mode::Train), || xs.view([e, len, -1]).transpose(1, 2), &ys, lr)?;
+            step += 1;
+            if let Some(m) = &macs {
+                // 2 FLOPs per multiply-add, forward plus a backward of twice its cost.
+                flops.iter_mut().zip(m).zip(&live).filter(|(_, l)| **l).for_each(|((f, m), _)| (0..3).for_each(|i| f[i] += 6.0 * m[i] * len as f64));
+            }
+            if let Some(mk) = masker.as_mut() {
+                if let Some(value) = mk.due(step) {
+                    let mut masks = Vec::with_capacity(size);
+                    for m in 0..size {
+                        let layers = model.member_layers(m)?;
+                        if !live[m] {
+                            masks.push(layers.masks);
+                            continue;
+                        }
+                        let grads = if mk.needs_gradient() { Some(model.dense_grads(m, &xs.narrow(0, m as i64 * len, len), &ys.get(m as i64))?) } else { None };
+                        masks.push(mk.update(m, step, value, &layers, grads.as_deref())?);
+                    }
+                    mk.finish_update();
+                    let remaps = model.set_member_masks(&masks)?;
+                    stepper.remap(&remaps, model.fused_layers()?, e, &cfg.optimizer)?;
+                    macs = model.macs();
+                }
+            }
             tch::no_grad(|| {
                 let _ = loss_sum.shallow_clone().f_add_(&(losses * len as f64));
                 let _ = correct.shallow_clone().f_add_(&right);
@@ -273,7 +371,21 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
     }
     progress.finish();
     let seconds = start.elapsed().as_secs_f64() / size as f64;
-    out.iter_mut().for_each(|r| r.seconds = seconds);
+    let peak = peak_rss_bytes();
+    for (m, r) in out.iter_mut().enumerate() {
+        r.seconds = seconds;
+        if macs.is_some() {
+            r.cost = Some(Cost { dense_flops: flops[m][0], sparse_flops: flops[m][1], executed_flops: flops[m][2], peak_rss_bytes: peak });
+        }
+        if let Some(mk) = masker.as_mut() {
+            r.mask_history = std::mem::take(&mut mk.history[m]);
+        }
+        r.collapsed = model.collapsed(m)?;
+    }
+    if let Some((m, r)) = out.iter().enumerate().find(|(_, r)| !r.collapsed.is_empty()) {
+        let who = if size > 1 { format!(" (member {m} of {size})") } else { String::new() };
+        crate::log::line(&format!("warning: layer collapse{who}: {} {} no active weight on a path from input to output", r.collapsed.join(", "), if r.collapsed.len() == 1 { "has" } else { "have" }));
+    }
     Ok(out)
 }
 
@@ -322,6 +434,12 @@ fn evaluate_members(model: &dyn Trainee, split: &Split) -> Result<(Vec<f64>, Vec
     let loss = Vec::<f64>::try_from((loss / n).to_device(Device::Cpu))?;
     let acc = Vec::<f64>::try_from((correct.to_kind(Kind::Double) / n).to_device(Device::Cpu))?;
     Ok((loss, acc))
+}
+
+/// The process's resident-memory high-water mark (`VmHWM` of /proc/self/status), or 0 where unknown.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()).map_or(0, |k| k * 1024)
 }
 
 /// `cpu` or `cuda:N`.

@@ -2,6 +2,7 @@
 mod config;
 mod engine;
 mod gradflow;
+mod masks;
 mod optim;
 mod progress;
 mod result;
@@ -11,8 +12,9 @@ mod step;
 pub use config::{DeviceSpec, StepKind, TrainConfig, STEPS};
 pub use engine::{device_name, evaluate, evaluate_ensemble, train, train_ensemble, train_with, Callback, Control, NoCallback};
 pub use gradflow::{average as grad_flow_average, measure as measure_grad_flow, measure_epochs, measurement_indices, GradFlowAverage, GradFlowConfig, GradFlowPoint, LayerNorms};
+pub use masks::{drop_grow, keep_top, MaskPoint, MaskSchedule, MASK_METHODS};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OPTIMIZERS};
-pub use result::{Ended, EpochRecord, RunResult};
+pub use result::{Cost, Ended, EpochRecord, RunResult};
 pub use schedule::{Schedule, SCHEDULES};
 
 /// Mean cross-entropy of logits `[B, classes]` against int64 targets `[B]`.

@@ -223,6 +223,21 @@ impl Optimizer {
         }
     }
 
+    /// Follows a mask change: each state tensor of a remapped parameter is re-laid (kept
+    /// where its weight stays active, zero where it was dropped or grown), and a dense
+    /// weight's gradient is masked from now on (even where its old mask was all ones).
+    pub(crate) fn remap(&mut self, remaps: &[crate::model::Remap]) {
+        for (p, (s1, s2)) in self.params.iter_mut().zip(self.state.iter_mut()) {
+            let Some(r) = remaps.iter().find(|r| r.param() == p.name) else { continue };
+            if let crate::model::Remap::Dense { mask, .. } = r {
+                p.mask = Some(mask.shallow_clone());
+            }
+            for t in [s1, s2].into_iter().flatten() {
+                *t = r.apply(t);
+            }
+        }
+    }
+
     /// The parameters being optimised.
     pub fn params(&self) -> &[Param] {
         &self.params

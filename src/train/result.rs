@@ -62,12 +62,39 @@ pub struct RunResult {
     pub seconds: f64,
     /// Device it ran on, e.g. `cpu`, `cuda:0`.
     pub device: String,
+    /// Mask updates (dynamic sparse training, gradual pruning), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_history: Vec<super::MaskPoint>,
+    /// Weight layers with no active weight on an input-to-output path when the run
+    /// ended (layer collapse; MLPs analyse paths, other models report empty layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collapsed: Vec<String>,
+    /// What the training cost (MLPs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+/// What a run's training cost: floating-point operations of its training steps
+/// (forward and backward, 2 per multiply-add, backward counted as twice the forward:
+/// input and weight gradients), without evaluation and gradient-flow measurement.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cost {
+    /// As if every weight were active (the dense model of the same shape).
+    pub dense_flops: f64,
+    /// Counting only active weights (the masks' theoretical cost, changing with them).
+    pub sparse_flops: f64,
+    /// What the kernels executed: active weights in compact layers, every weight in
+    /// layers stored densely (masked entries are multiplied by zero there).
+    pub executed_flops: f64,
+    /// The process's peak resident memory when the run ended (`VmHWM`, bytes): a
+    /// high-water mark of everything the process did until then, not of this run alone.
+    pub peak_rss_bytes: u64,
 }
 
 impl RunResult {
     /// A run this process did not train (another shard's).
     pub fn skipped() -> Self {
-        RunResult { history: vec![], grad_flow: vec![], ended: Ended::Skipped, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: String::new() }
+        RunResult { history: vec![], grad_flow: vec![], ended: Ended::Skipped, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: String::new(), mask_history: vec![], collapsed: vec![], cost: None }
     }
 
     /// The epoch in which the loss became NaN/inf, if it did.

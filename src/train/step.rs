@@ -40,6 +40,36 @@ impl Stepper {
         }
     }
 
+    /// Follows a mask change of the model (`remaps` per weight layer, in layer order;
+    /// `layers` the model's new [`crate::model::Model::fused_layers`]): the optimizer's
+    /// state is re-laid, or the fused step rebuilt on the new plans with its velocity
+    /// carried over (zero for dropped and grown weights).
+    ///
+    /// # Errors
+    /// Layers that no longer fit the fused step.
+    pub(crate) fn remap(&mut self, remaps: &[crate::model::Remap], layers: Option<Vec<FusedLayer>>, members: i64, opt: &OptimizerConfig) -> Result<()> {
+        match self {
+            Stepper::Autograd(o) => o.remap(remaps),
+            Stepper::Fused(f) => {
+                let layers = layers.ok_or_else(|| Error::Shape("fused step: the model no longer gives fused layers".into()))?;
+                let old: Vec<(Option<Tensor>, Option<Tensor>)> = (0..layers.len()).map(|l| f.velocity(l)).collect::<Result<_>>()?;
+                let new = FusedMlp::new(members, &layers, opt.momentum_or_default(), opt.l2)?;
+                let _guard = tch::no_grad_guard();
+                for (l, ((v, b), r)) in old.iter().zip(remaps).enumerate() {
+                    let (nv, nb) = new.velocity(l)?;
+                    if let (Some(v), Some(mut nv)) = (v, nv) {
+                        nv.f_copy_(&r.apply(v))?;
+                    }
+                    if let (Some(b), Some(mut nb)) = (b, nb) {
+                        nb.f_copy_(b)?;
+                    }
+                }
+                *f = new;
+            }
+        }
+        Ok(())
+    }
+
     /// One step on a minibatch with learning rate `lr`. `logits` runs the model's
     /// forward pass (`[..., B, classes]`, autograd only); `fused_xs` gives the same
     /// examples as `[E, features, B]`, any strides (fused only); `ys` `[..., B]` are the

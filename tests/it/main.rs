@@ -5,6 +5,7 @@ mod ensemble;
 mod fused;
 mod gradflow;
 mod kernels;
+mod methods;
 mod model;
 mod props;
 mod script;
