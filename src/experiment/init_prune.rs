@@ -143,8 +143,7 @@ impl PruneReport {
     pub fn of(model: &dyn Model) -> Self {
         let info = model.layers();
         let effective = model.effective_active();
-        let collapsed =
-            info.iter().enumerate().filter(|(i, l)| l.active == 0 || effective.as_ref().is_some_and(|e| e[*i] == 0)).map(|(_, l)| l.name.clone()).collect();
+        let collapsed = info.iter().enumerate().filter(|(i, l)| l.active == 0 || effective.as_ref().is_some_and(|e| e[*i] == 0)).map(|(_, l)| l.name.clone()).collect();
         PruneReport { layers: info.iter().map(|l| l.name.clone()).collect(), active: info.iter().map(|l| l.active).collect(), total: info.iter().map(|l| l.total).collect(), effective, collapsed }
     }
 
@@ -235,7 +234,11 @@ fn synflow_scores(model: &dyn Model) -> Result<Vec<Tensor>> {
 /// Ties keep the lowest flat index (layer order, row-major), so masks are reproducible.
 pub fn select(keep: &[Tensor], masks: &[Tensor], counts: Option<&[i64]>, total: i64) -> Result<Vec<Tensor>> {
     let _guard = tch::no_grad_guard();
-    let scored: Vec<Tensor> = keep.iter().zip(masks).map(|(s, m)| s.to_kind(Kind::Double).to_device(tch::Device::Cpu).where_self(&m.to_device(tch::Device::Cpu).gt(0.0), &Tensor::from(f64::NEG_INFINITY)).flatten(0, -1)).collect();
+    let scored: Vec<Tensor> = keep
+        .iter()
+        .zip(masks)
+        .map(|(s, m)| s.to_kind(Kind::Double).to_device(tch::Device::Cpu).where_self(&m.to_device(tch::Device::Cpu).gt(0.0), &Tensor::from(f64::NEG_INFINITY)).flatten(0, -1))
+        .collect();
     let chosen = |s: &Tensor, k: i64| -> Result<Tensor> {
         let v = Vec::<f64>::try_from(s)?;
         let mut idx: Vec<usize> = (0..v.len()).collect();

@@ -4,6 +4,7 @@
 mod correlation;
 mod grid;
 mod init_prune;
+mod methods;
 mod prune;
 mod sc_sdc;
 mod session;
@@ -12,6 +13,7 @@ mod snas;
 pub use correlation::{correlation_chart, gradflow_correlation, MEASURES};
 pub use grid::{grid_configs, grid_frame, grid_runs_frame, pvalue_table, regularization, sc_sdc_grid, GridAxes, GridCell, Regularization};
 pub use init_prune::{prune_at_init, scores as prune_scores, select as select_masks, InitPruneConfig, PruneReport, Pruner, Target, PRUNERS};
+pub use methods::{compare_methods, holm, MethodRun, MethodTest, MethodsConfig, MethodsResult, METHODS};
 pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCOPES};
 pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
 pub use session::{RunSpec, Session};

@@ -96,7 +96,12 @@ impl Allocation {
                 let kept: Vec<usize> = (0..n.len()).filter(|l| dense[*l]).map(|l| l + 1).collect();
                 return Err(Error::config(
                     "target",
-                    format!("{}: the layers kept dense ({kept:?}, 1-based) hold more than the target's {} of {} weights; raise the target or drop dense_first/dense_last", self.target, (self.target * total).round(), total),
+                    format!(
+                        "{}: the layers kept dense ({kept:?}, 1-based) hold more than the target's {} of {} weights; raise the target or drop dense_first/dense_last",
+                        self.target,
+                        (self.target * total).round(),
+                        total
+                    ),
                 ));
             }
             if raw == 0.0 {

@@ -127,6 +127,13 @@ impl Frame {
         (0..c.len()).map(|i| c.get(i).map(&f).map_err(pe("column"))).collect()
     }
 
+    /// This frame's columns followed by `other`'s (same height).
+    pub fn hstack(&self, other: &Frame) -> Result<Frame> {
+        let mut df = self.0.clone();
+        df.hstack_mut(other.0.columns()).map_err(pe("frame"))?;
+        Ok(Frame(df))
+    }
+
     /// Stacks frames with the same columns.
     pub fn vstack(frames: &[Frame]) -> Result<Frame> {
         let mut it = frames.iter();

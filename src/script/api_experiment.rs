@@ -4,7 +4,11 @@ use super::api_model::ModelHandle;
 use super::api_train::train_config;
 use super::config::{DensityOption, Opts};
 use super::{rt, Context};
-use crate::experiment::{correlation_chart, gradflow_correlation, grid_frame, grid_runs_frame, sc_sdc, sc_sdc_grid, twins, GridAxes, ImpConfig, InitFan, InitPruneConfig, PruneConfig, Pruner, ScSdcConfig, Scope, Target, INIT_FANS};
+use crate::experiment::{compare_methods, MethodsConfig};
+use crate::experiment::{
+    correlation_chart, gradflow_correlation, grid_frame, grid_runs_frame, sc_sdc, sc_sdc_grid, twins, GridAxes, ImpConfig, InitFan, InitPruneConfig, PruneConfig, Pruner, ScSdcConfig, Scope, Target,
+    INIT_FANS,
+};
 use crate::model::{MlpConfig, Tracked};
 use crate::results::Frame;
 use crate::Error;
@@ -177,9 +181,38 @@ fn imp(ctx: &Context, net: &ModelHandle, data: &DataHandle, opts: Map) -> crate:
     let frames = rounds
         .iter()
         .enumerate()
-        .map(|(r, (density, run))| crate::results::run_row(run).i64("round", vec![r as i64]).f64("density", vec![*density]).build())
+        .map(|(r, (density, run))| {
+            crate::results::FrameBuilder::new().i64("round", vec![r as i64]).f64("density", vec![*density]).build().and_then(|f| f.hstack(&crate::results::run_row(run).build()?))
+        })
         .collect::<crate::Result<Vec<_>>>()?;
     Frame::vstack(&frames)
+}
+
+fn methods_study(ctx: &Context, data: &DataHandle, opts: Map) -> crate::Result<Map> {
+    let mut o = Opts::new("compare_methods", opts);
+    let d = MlpConfig::defaults(&data.0);
+    let base = MlpConfig {
+        depth: o.usize("depth", d.depth)?,
+        width: o.i64("width", d.width)?,
+        activation: o.string("activation", &d.activation)?,
+        batch_norm: o.bool("batch_norm", d.batch_norm)?,
+        kernel: crate::model::Kernel::parse(&o.string("kernel", "auto")?)?,
+        ..d
+    };
+    let methods = match o.raw("methods") {
+        None => crate::experiment::METHODS.iter().map(|m| m.to_string()).collect(),
+        v => strings(v, "methods")?,
+    };
+    let densities = o.f64_or_list("densities")?.unwrap_or_else(|| vec![0.1, 0.02]);
+    let seeds = o.usize_list("seeds")?.map(|s| s.into_iter().map(|s| s as u64).collect()).unwrap_or_else(|| vec![0, 1, 2]);
+    let reference = o.string("reference", "static")?;
+    let title = o.string("title", "Test accuracy by method and density (mean and sd over seeds)")?;
+    let train = train_config(&mut o)?;
+    o.allow(&["seed"]);
+    o.finish()?;
+    let cfg = MethodsConfig { base, methods, densities, seeds, train, reference };
+    let result = compare_methods(&data.0, &cfg, &ctx.session, |done, total| crate::log::line(&format!("compare_methods: {done}/{total} runs")))?;
+    Ok(Map::from_iter([("runs".into(), Dynamic::from(result.runs_frame()?)), ("tests".into(), Dynamic::from(result.tests_frame()?)), ("chart".into(), Dynamic::from(result.chart(&title)?))]))
 }
 
 /// Registers `sc_sdc` and `sc_sdc_pair`.
@@ -195,6 +228,8 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_fn("gradflow_correlation", |f: &mut Frame| correlation(f, Map::new()).map_err(rt));
     let c = ctx.clone();
     engine.register_fn("prune_at_init", move |n: &mut ModelHandle, d: DataHandle, o: Map| init_prune(&c, n, &d, o).map_err(rt));
+    let c = ctx.clone();
+    engine.register_fn("compare_methods", move |d: &mut DataHandle, o: Map| methods_study(&c, d, o).map_err(rt));
     let c = ctx.clone();
     engine.register_fn("imp", move |n: &mut ModelHandle, d: DataHandle, o: Map| imp(&c, n, &d, o).map_err(rt));
     let c = ctx.clone();

@@ -115,6 +115,16 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_get("diverged", |r: &mut RunHandle| r.0.diverged().is_some());
     engine.register_get("diverged_epoch", |r: &mut RunHandle| r.0.diverged().map(|e| Dynamic::from(e as i64)).unwrap_or(Dynamic::UNIT));
     engine.register_get("seconds", |r: &mut RunHandle| r.0.seconds);
+    engine.register_get("mask_history", |r: &mut RunHandle| -> RhaiResult<Frame> {
+        let h = &r.0.mask_history;
+        crate::results::FrameBuilder::new()
+            .i64("step", h.iter().map(|p| p.step as i64).collect())
+            .i64("epoch", h.iter().map(|p| p.epoch as i64).collect())
+            .f64("kept", h.iter().map(|p| p.kept).collect())
+            .i64("active", h.iter().map(|p| p.active).collect())
+            .build()
+            .map_err(rt)
+    });
     engine.register_get("device", |r: &mut RunHandle| r.0.device.clone());
     engine.register_get("history", |r: &mut RunHandle| -> RhaiResult<Frame> { history_frame(&r.0).map_err(rt) });
     engine.register_get("grad_flow", |r: &mut RunHandle| -> RhaiResult<Frame> { grad_flow_frame(&r.0).map_err(rt) });

@@ -2,14 +2,14 @@
 //! run is an ensemble of one member). It fits on one screen; features hook in
 //! through [`Callback`].
 use super::gradflow::{measure, measure_epochs, measurement_indices, GradFlowPoint};
+use super::masks::{Masker, MemberLayers};
 use super::progress::Progress;
+use super::result::Cost;
 use super::step::{member_losses, Stepper};
 use super::{Ended, EpochRecord, RunResult, TrainConfig};
 use crate::compute::FusedLayer;
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
-use super::masks::{Masker, MemberLayers};
-use super::result::Cost;
 use crate::model::{BatchedMlp, Mode, Model, Param, Remap};
 use crate::rng::{permutation, stream, torch_seed, Stream};
 use std::time::Instant;
@@ -279,7 +279,18 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
     let batches = n.div_ceil(cfg.batch_size);
     let progress = Progress::new(cfg.progress, &model.label(), cfg.epochs, batches);
     let start = Instant::now();
-    let fresh = || RunResult { history: vec![], grad_flow: vec![], ended: Ended::Finished, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: device_name(device), mask_history: vec![], collapsed: vec![], cost: None };
+    let fresh = || RunResult {
+        history: vec![],
+        grad_flow: vec![],
+        ended: Ended::Finished,
+        test_acc: f64::NAN,
+        test_loss: f64::NAN,
+        seconds: 0.0,
+        device: device_name(device),
+        mask_history: vec![],
+        collapsed: vec![],
+        cost: None,
+    };
     let mut masker = match &cfg.masks {
         Some(s) => Some(Masker::new(s, &(0..size).map(|m| model.member_layers(m)).collect::<Result<Vec<_>>>()?, &cfgs.iter().map(|c| c.seed).collect::<Vec<_>>(), batches, cfg.epochs)?),
         None => None,
@@ -320,9 +331,9 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
             if let Some(mk) = masker.as_mut() {
                 if let Some(value) = mk.due(step) {
                     let mut masks = Vec::with_capacity(size);
-                    for m in 0..size {
+                    for (m, alive) in live.iter().enumerate() {
                         let layers = model.member_layers(m)?;
-                        if !live[m] {
+                        if !alive {
                             masks.push(layers.masks);
                             continue;
                         }

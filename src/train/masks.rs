@@ -89,7 +89,7 @@ impl MaskSchedule {
                     return Err(Error::config("density", format!("{density} is outside (0, 1]")));
                 }
                 every(e)?;
-                if !(0.0..1.0).contains(&start) || !(end > start && end <= 1.0) {
+                if !((0.0..1.0).contains(&start) && end > start && end <= 1.0) {
                     return Err(Error::config("end", format!("start {start} and end {end} must satisfy 0 <= start < end <= 1")));
                 }
                 Ok(())

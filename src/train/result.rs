@@ -94,7 +94,18 @@ pub struct Cost {
 impl RunResult {
     /// A run this process did not train (another shard's).
     pub fn skipped() -> Self {
-        RunResult { history: vec![], grad_flow: vec![], ended: Ended::Skipped, test_acc: f64::NAN, test_loss: f64::NAN, seconds: 0.0, device: String::new(), mask_history: vec![], collapsed: vec![], cost: None }
+        RunResult {
+            history: vec![],
+            grad_flow: vec![],
+            ended: Ended::Skipped,
+            test_acc: f64::NAN,
+            test_loss: f64::NAN,
+            seconds: 0.0,
+            device: String::new(),
+            mask_history: vec![],
+            collapsed: vec![],
+            cost: None,
+        }
     }
 
     /// The epoch in which the loss became NaN/inf, if it did.

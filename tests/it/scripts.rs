@@ -52,6 +52,12 @@ fn magnitude_pruning_tiny() {
 }
 
 #[test]
+fn methods_fmnist_tiny() {
+    let sets = ["epochs=1", "subset=\"bundled\"", "train_limit=600", "seeds=[0, 1]", "width=64"];
+    run_script("methods_fmnist", &sets, &["tests.csv", "runs.parquet", "summary.csv", "accuracy_vs_density.png"]);
+}
+
+#[test]
 fn cnn_scripts_parse() {
     // CIFAR scripts are GPU work; CI checks they compile.
     for name in ["snas_cnn", "wrn_density_sweep"] {

@@ -42,7 +42,7 @@ assert(data.classes == 5 && data.input_size == 64);"#,
         options: &[
             ("depth", "4", "hidden layers"),
             ("width", "input + 4", "hidden width"),
-            ("density", "1.0", "a density for all layers, or an array of depth + 1"),
+            ("density", "1.0", "a density for all layers, an array of depth + 1, or an allocation #{ allocation: \"erk\", target: 0.1, dense_first: false, dense_last: false }: uniform, er or erk (Evci et al. 2020) shares the target among layers, exactly round(target * weights) in all"),
             ("active", "()", "exact active counts per layer (array of depth + 1), instead of density"),
             ("activation", "\"relu\"", "relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu"),
             ("batch_norm", "false", "BatchNorm after each hidden linear layer"),
@@ -65,7 +65,7 @@ assert(net.layers().height() == 3);"#,
         doc: "A sparse ResNet-32 (34 weight layers) or WRN-28-10 (29 weight layers) for 32x32 images (CIFAR-10/100); input channels and classes come from the dataset. Every convolution and the final linear layer has a fixed random mask with round(density * weights) active weights. Other image sizes are an error.",
         options: &[
             ("arch", "\"resnet32\"", "\"resnet32\" or \"wrn28_10\""),
-            ("density", "1.0", "a density for all weight layers, or an array of one per layer (34 for resnet32, 29 for wrn28_10)"),
+            ("density", "1.0", "a density for all weight layers, an array of one per layer (34 for resnet32, 29 for wrn28_10), or an allocation #{ allocation: \"erk\", target: 0.1 } (see mlp)"),
             ("dropout", "0.0", "wrn28_10: dropout between the two convolutions of a block, in [0, 0.99]"),
             ("seed", "0", "seed of masks and initial weights"),
         ],
@@ -146,6 +146,8 @@ assert(train(copy, data, opts).test_loss == train(net, data, opts).test_loss);"#
             ("grad_flow", "()", "#{ points: 11, samples: 5000 } or true: measure EGF and gradient norms"),
             ("progress", "true", "progress bar / per-epoch lines"),
             ("step", "\"auto\"", "\"auto\" (the fused CPU step for plain ReLU MLPs trained with sgd or momentum, autograd otherwise), \"autograd\" or \"fused\" (an error where it does not apply); same results to float tolerance"),
+            ("dynamic", "()", "dynamic sparse training: #{ method: \"rigl\", fraction: 0.3, every: 100, end: 0.75 } (RigL: every `every` steps until `end` of training, each layer drops its smallest-magnitude weights, fraction cosine-decayed, and grows as many where the dense gradient is largest) or #{ method: \"set\", fraction: 0.3 } (SET: after each epoch but the last, drop by magnitude, grow at random). Counts per layer stay exact; grown weights start at zero with no optimizer state; Run.mask_history records each update"),
+            ("gradual", "()", "gradual magnitude pruning (Zhu and Gupta): #{ density: 0.1, start: 0.1, end: 0.6, every: 100, scope: \"layer\" }: from start to end of training, every `every` steps, prune to d = d_f + (d_0 - d_f)(1 - p)^3"),
         ],
         example: r#"let data = dataset("synthetic", #{ train: 256, test: 64 });
 let net = mlp(data, #{ depth: 2, width: 16, density: 0.5 });
@@ -153,7 +155,16 @@ let run = train(net, data, #{ optimizer: "adam", lr: 0.01, epochs: 2, grad_flow:
 print(run.history);
 assert(run.history.height() == 2);
 assert(run.grad_flow.height() == 2 * 3);
-assert(!run.diverged);"#,
+assert(!run.diverged);
+// RigL from a 20 % random mask: 8 steps per epoch, updates at steps 2, 4, ..., 10.
+let sparse = mlp(data, #{ depth: 2, width: 16, density: 0.2 });
+let dst = train(sparse, data, #{ epochs: 2, batch_size: 32, dynamic: #{ method: "rigl", every: 2 }, progress: false });
+print(dst.mask_history);
+assert(dst.mask_history.height() == 5);
+// Gradual magnitude pruning from dense to 10 %.
+let dense = mlp(data, #{ depth: 2, width: 16 });
+train(dense, data, #{ epochs: 2, gradual: #{ density: 0.1, start: 0.0, end: 0.5, every: 1 }, progress: false });
+assert(dense.densities().all(|d| d > 0.09 && d < 0.11));"#,
         not_run: "",
     },
     ApiDoc {
@@ -166,10 +177,11 @@ assert(!run.diverged);"#,
             "Run.history",
             "Run.grad_flow",
             "Run.summary",
+            "Run.mask_history",
             "Run.seconds",
             "Run.device",
         ],
-        doc: "A finished run: final test accuracy and loss; whether a NaN/inf loss ended it and in which epoch (`()` when it did not diverge); `history`, one row per epoch (epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds); `grad_flow`, one row per measuring point and layer (epoch, layer, l1, l2, masked_l1, masked_l2, egf1, egf2, gnorm1, gnorm2; empty without the grad_flow option); `summary`, one row (test_acc, test_loss, train_loss, diverged, diverged_epoch, epochs_run, gradient-flow averages, seconds); wall-clock seconds; the device it ran on.",
+        doc: "A finished run: final test accuracy and loss; whether a NaN/inf loss ended it and in which epoch (`()` when it did not diverge); `history`, one row per epoch (epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds); `grad_flow`, one row per measuring point and layer (epoch, layer, l1, l2, masked_l1, masked_l2, egf1, egf2, gnorm1, gnorm2; empty without the grad_flow option); `summary`, one row (test_acc, test_loss, train_loss, diverged, diverged_epoch, epochs_run, gradient-flow averages, seconds, collapsed_layers, mask_updates, mask_kept, and for MLPs the training cost: dense_flops as if every weight were active, sparse_flops counting active weights, executed_flops as the kernels ran them (all weights of layers stored densely), peak_rss_mb the process's memory high-water mark); `mask_history`, one row per mask update of dynamic sparse training or gradual pruning (step, epoch, kept: the fraction of the initial mask still active, active); wall-clock seconds; the device it ran on.",
         options: &[],
         example: r#"let data = dataset("synthetic", #{ train: 128, test: 32 });
 let run = train(mlp(data, #{ depth: 1, width: 16 }), data, #{ epochs: 2, progress: false });
@@ -194,6 +206,67 @@ let run = prune_train(net, data, #{ density: 0.2, prune_at: 0.5, epochs: 2, opti
 print(net.layers());
 assert(run.history.height() == 2);
 assert(net.densities().all(|d| d > 0.19 && d < 0.21));"#,
+        not_run: "",
+    },
+    ApiDoc {
+        name: "prune_at_init",
+        usage: &["prune_at_init(model, data, options) -> #{ layers: DataFrame, collapsed: array }"],
+        doc: "Pruning at initialization: keeps the highest-scoring weights and masks the rest, in place. snip scores |g * w| (g the loss gradient on `examples` training examples), grasp -w * Hg (temperature-scaled, by a Hessian-gradient product; the highest scores are removed), synflow |dR/dw * w| without data over `rounds` rounds whose density falls exponentially to the target, magnitude |w|, random a seeded draw. Returns the layers (active, total, effective: active weights on an input-to-output path, collapsed) and the names of collapsed layers (also warned about, and counted in every later run's collapsed_layers column). The settings (and the data, for snip and grasp) enter the model's lineage, so later runs of the model are keyed by them.",
+        options: &[
+            ("method", "\"snip\"", "snip, grasp, synflow, magnitude or random"),
+            ("density", "required", "what remains: a density, or an allocation #{ allocation: \"erk\", target: 0.1 } (layer scope)"),
+            ("scope", "\"layer\" (synflow: \"global\")", "\"layer\" (each layer keeps its share) or \"global\" (one ranking over all weights)"),
+            ("rounds", "1 (synflow: 100)", "pruning rounds, density d^(r/R) after round r"),
+            ("examples", "256", "training examples read by snip and grasp (a seeded sample)"),
+            ("temperature", "200", "grasp's logit temperature"),
+            ("seed", "0", "seed of the sample and of random scores"),
+        ],
+        example: r#"let data = dataset("synthetic", #{ train: 256, test: 64 });
+let net = mlp(data, #{ depth: 2, width: 32 });
+let report = prune_at_init(net, data, #{ method: "synflow", density: 0.05, rounds: 20 });
+print(report.layers);
+assert(report.collapsed.len() == 0);
+let run = train(net, data, #{ epochs: 2, progress: false });
+assert(run.history.height() == 2);"#,
+        not_run: "",
+    },
+    ApiDoc {
+        name: "imp",
+        usage: &["imp(model, data, options)"],
+        doc: "Iterative magnitude pruning with rewinding (Frankle et al.): trains rewind_epoch epochs for the rewind point, then per round trains epochs - rewind_epoch epochs and (but for the last) prunes `fraction` of the remaining weights by magnitude and rewinds the survivors to the rewind point. Every training is a run of its own, reused from the store on a rerun. Returns one row per round: round, density, then the run's summary columns; the model ends as the last round trained it.",
+        options: &[
+            ("rounds", "5", "pruning rounds (rounds + 1 trainings)"),
+            ("fraction", "0.2", "fraction of the remaining weights pruned per round"),
+            ("rewind_epoch", "1", "epoch whose weights the survivors are rewound to (0: the initial weights)"),
+            ("scope", "\"layer\"", "\"layer\" or \"global\""),
+            ("...", "", "all train options (epochs, optimizer, lr, ...)"),
+        ],
+        example: r#"let data = dataset("synthetic", #{ train: 128, test: 32 });
+let net = mlp(data, #{ depth: 1, width: 16 });
+let rounds = imp(net, data, #{ rounds: 2, fraction: 0.5, rewind_epoch: 1, epochs: 3, progress: false });
+print(rounds);
+assert(rounds.height() == 3);
+assert(net.densities().all(|d| d > 0.24 && d < 0.26));"#,
+        not_run: "",
+    },
+    ApiDoc {
+        name: "compare_methods",
+        usage: &["compare_methods(data, options) -> #{ runs: DataFrame, tests: DataFrame, chart: Chart }"],
+        doc: "Sparse-training methods at matched active weights: static (uniform random masks), erk (random masks, ERK densities), snip, grasp, synflow (pruned at initialization from dense), set and rigl (dynamic, from uniform random masks) and gradual (magnitude pruning from dense), each at every density and seed, on the same MLP and training. Tests each method against the reference at every density by a paired (by seed) two-sided exact Wilcoxon signed-rank test, Holm-corrected across all comparisons; the chart shows test accuracy against density per method (mean and one standard deviation over seeds). Every run is reused from the store on a rerun.",
+        options: &[
+            ("methods", "all eight", "names from static, erk, snip, grasp, synflow, set, rigl, gradual"),
+            ("densities", "[0.1, 0.02]", "target densities, each in (0, 1)"),
+            ("seeds", "[0, 1, 2]", "seeds (the test pairs)"),
+            ("reference", "\"static\"", "the method the others are tested against"),
+            ("depth, width, activation, batch_norm, kernel", "4, input + 4, relu, false, auto", "the MLP"),
+            ("title", "...", "chart title"),
+            ("...", "", "all train options (epochs, optimizer, lr, ...)"),
+        ],
+        example: r#"let data = dataset("synthetic", #{ train: 256, test: 64 });
+let study = compare_methods(data, #{ methods: ["static", "erk", "snip", "rigl"], densities: [0.2], seeds: [0, 1], depth: 1, width: 16, epochs: 2, progress: false });
+print(study.tests);
+assert(study.runs.height() == 4 * 2);
+assert(study.tests.height() == 3);"#,
         not_run: "",
     },
     ApiDoc {
