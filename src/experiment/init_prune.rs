@@ -9,6 +9,7 @@ use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::model::{Allocation, Mode, Model};
 use crate::rng::{stream, Stream};
+use crate::train::keep_top;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -230,33 +231,31 @@ fn synflow_scores(model: &dyn Model) -> Result<Vec<Tensor>> {
 }
 
 /// Masks keeping `counts[l]` weights of each layer (layer scope) or `total` weights
-/// of the whole model (global), the highest `keep` scores among the active weights.
-/// Ties keep the lowest flat index (layer order, row-major), so masks are reproducible.
+/// of the whole model (global), the highest `keep` scores among the active weights
+/// (never more than are active: masks only shrink). Ties keep the lowest flat index
+/// (layer order, row-major), so masks are reproducible ([`crate::train::keep_top`]).
+///
+/// # Errors
+/// Scores or masks that cannot be read.
 pub fn select(keep: &[Tensor], masks: &[Tensor], counts: Option<&[i64]>, total: i64) -> Result<Vec<Tensor>> {
-    let _guard = tch::no_grad_guard();
-    let scored: Vec<Tensor> = keep
-        .iter()
-        .zip(masks)
-        .map(|(s, m)| s.to_kind(Kind::Double).to_device(tch::Device::Cpu).where_self(&m.to_device(tch::Device::Cpu).gt(0.0), &Tensor::from(f64::NEG_INFINITY)).flatten(0, -1))
-        .collect();
-    let chosen = |s: &Tensor, k: i64| -> Result<Tensor> {
-        let v = Vec::<f64>::try_from(s)?;
-        let mut idx: Vec<usize> = (0..v.len()).collect();
-        // Stable sort by score, highest first: equal scores keep index order.
-        idx.sort_by(|a, b| v[*b].total_cmp(&v[*a]));
-        let mut out = vec![0f32; v.len()];
-        idx.iter().take(k.max(0) as usize).for_each(|i| out[*i] = 1.0);
-        Ok(Tensor::from_slice(&out))
-    };
-    let flat = match counts {
-        Some(c) => scored.iter().zip(c).map(|(s, k)| chosen(s, *k)).collect::<Result<Vec<_>>>()?,
+    let read = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?) };
+    let scores: Vec<Vec<f32>> = keep.iter().map(read).collect::<Result<_>>()?;
+    let active: Vec<Vec<bool>> = masks.iter().map(|m| read(m).map(|v| v.iter().map(|x| *x > 0.0).collect())).collect::<Result<_>>()?;
+    let chosen: Vec<Vec<bool>> = match counts {
+        Some(c) => scores.iter().zip(&active).zip(c).map(|((s, a), k)| keep_top(s, a, (*k).max(0) as usize)).collect(),
         None => {
-            let all = chosen(&Tensor::cat(&scored, 0), total)?;
-            let sizes: Vec<i64> = scored.iter().map(|s| s.size()[0]).collect();
-            all.split_with_sizes(&sizes, 0)
+            let all = keep_top(&scores.concat(), &active.concat(), total.max(0) as usize);
+            let mut at = 0;
+            active
+                .iter()
+                .map(|a| {
+                    at += a.len();
+                    all[at - a.len()..at].to_vec()
+                })
+                .collect()
         }
     };
-    Ok(flat.iter().zip(masks).map(|(f, m)| f.view(m.size().as_slice()).to_device(m.device())).collect())
+    Ok(chosen.iter().zip(masks).map(|(c, m)| Tensor::from_slice(&c.iter().map(|x| if *x { 1f32 } else { 0.0 }).collect::<Vec<_>>()).view(m.size().as_slice()).to_device(m.device())).collect())
 }
 
 /// Prunes `model` at initialization with `cfg` (the masks only shrink: a weight

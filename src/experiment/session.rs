@@ -264,8 +264,9 @@ impl Session {
         }
         let rewind_lineage = model.lineage.clone();
         let rewind_elsewhere = model.elsewhere;
-        let snapshot: Vec<(String, tch::Tensor)> = model.model.var_store().variables().into_iter().filter(|(n, _)| !n.ends_with(".mask")).map(|(n, v)| (n, v.detach().copy())).collect();
         let rewind_weights: Vec<tch::Tensor> = model.model.weight_layers().iter().map(|l| l.weight.detach().copy()).collect();
+        let layer_params: Vec<String> = model.model.weight_layers().iter().flat_map(|l| ["mask", "weight", "values"].map(|p| format!("{}.{p}", l.name))).collect();
+        let snapshot: Vec<(String, tch::Tensor)> = model.model.var_store().variables().into_iter().filter(|(n, _)| !layer_params.contains(n)).map(|(n, v)| (n, v.detach().copy())).collect();
         let info = model.model.layers();
         let start_density = info.iter().map(|l| l.active).sum::<i64>() as f64 / info.iter().map(|l| l.total).sum::<i64>().max(1) as f64;
         let round_cfg = TrainConfig { epochs: cfg.epochs - imp.rewind_epoch, ..cfg.clone() };
@@ -285,12 +286,12 @@ impl Session {
             let next = start_density * (1.0 - imp.fraction).powi(round as i32 + 1);
             if !model.elsewhere {
                 magnitude_prune(&*model.model, next, imp.scope)?;
+                // Everything but the weight layers' weights (rewound through set_weights,
+                // which lays compact values out on the new plans).
                 let _guard = tch::no_grad_guard();
                 let vars = model.model.var_store().variables();
                 for (name, v) in &snapshot {
-                    if !name.ends_with(".values") && !name.ends_with(".weight") || !model.model.weight_layers().iter().any(|l| name.starts_with(&format!("{}.", l.name))) {
-                        vars[name].shallow_clone().f_copy_(v)?;
-                    }
+                    vars[name].shallow_clone().f_copy_(v)?;
                 }
                 model.model.set_weights(&rewind_weights)?;
             }
