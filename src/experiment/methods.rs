@@ -121,10 +121,24 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
-/// The network and training of `method` at `density` for `seed`.
-fn setup(cfg: &MethodsConfig, method: &str, density: f64, seed: u64) -> (MlpConfig, Option<Pruner>, Option<MaskSchedule>) {
-    let uniform = MlpConfig { densities: Densities::Uniform(density), seed, ..cfg.base.clone() };
-    let dense = MlpConfig { densities: Densities::Uniform(1.0), seed, ..cfg.base.clone() };
+/// The network and training of `method` (a name from [`METHODS`]) at `density` for
+/// `seed` on `base`: the model (pruned at initialization where the method does) and
+/// the mask schedule its training takes.
+///
+/// # Errors
+/// A model that cannot be built, pruning failures.
+pub(crate) fn method_model(session: &Session, data: &Dataset, base: &MlpConfig, method: &str, density: f64, seed: u64) -> Result<(Tracked, Option<MaskSchedule>)> {
+    let (mlp, pruner, masks) = setup(base, method, density, seed);
+    let mut net = Tracked::new(mlp.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": mlp }));
+    if let Some(p) = pruner {
+        session.prune_at_init(&mut net, data, &InitPruneConfig { seed, ..InitPruneConfig::new(p, density) })?;
+    }
+    Ok((net, masks))
+}
+
+fn setup(base: &MlpConfig, method: &str, density: f64, seed: u64) -> (MlpConfig, Option<Pruner>, Option<MaskSchedule>) {
+    let uniform = MlpConfig { densities: Densities::Uniform(density), seed, ..base.clone() };
+    let dense = MlpConfig { densities: Densities::Uniform(1.0), seed, ..base.clone() };
     match method {
         "erk" => (MlpConfig { densities: Densities::Allocated(Allocation::new(AllocationKind::Erk, density)), ..uniform }, None, None),
         "snip" => (dense, Some(Pruner::Snip), None),
@@ -153,11 +167,7 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
         for &method in &methods {
             for &seed in &cfg.seeds {
                 session.interrupted()?;
-                let (mlp, pruner, masks) = setup(cfg, method, density, seed);
-                let mut net = Tracked::new(mlp.init(tch::Device::Cpu)?, serde_json::json!({ "mlp": mlp }));
-                if let Some(p) = pruner {
-                    session.prune_at_init(&mut net, data, &InitPruneConfig { seed, ..InitPruneConfig::new(p, density) })?;
-                }
+                let (mut net, masks) = method_model(session, data, &cfg.base, method, density, seed)?;
                 let run = session.train(&mut net, data, &TrainConfig { seed, masks, ..cfg.train.clone() })?;
                 runs.push(MethodRun { method: method.to_string(), density, seed, run });
                 progress(runs.len(), total);

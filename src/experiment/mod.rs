@@ -17,4 +17,4 @@ pub use methods::{compare_methods, holm, MethodRun, MethodTest, MethodsConfig, M
 pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCOPES};
 pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
 pub use session::{RunSpec, Session};
-pub use snas::{snas, Budget, Objective, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};
+pub use snas::{snas, Budget, Objective, SnasBaseline, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{CnnConfig, Densities, MlpConfig, Model, Tracked, Transform};
 use crate::results::{Frame, FrameBuilder, Lookup};
 use crate::search::{pareto_front, project_to_budget_with_floor, Asha, AshaConfig, Decision, Observation, Searcher};
-use crate::train::{evaluate, train_with, Control, Ended, EpochRecord, RunResult, TrainConfig};
+use crate::train::{evaluate, train_with, Control, Ended, EpochRecord, NoCallback, RunResult, TrainConfig};
 
 /// The model family searched over.
 #[derive(Clone, Debug)]
@@ -119,6 +119,10 @@ pub struct SnasConfig {
     pub train: TrainConfig,
     /// Seed of the validation split and each trial's masks.
     pub seed: u64,
+    /// A method (from [`super::METHODS`]; CNN spaces: `static` or `erk`) trained at
+    /// the best trial's overall density on the same split and settings, and tested
+    /// beside it.
+    pub baseline: Option<String>,
 }
 
 /// One evaluated candidate.
@@ -160,6 +164,24 @@ pub struct SnasResult {
     pub best_test_loss: f64,
     /// Trials on the Pareto front of (validation accuracy, active weights).
     pub pareto: Vec<usize>,
+    /// The baseline at the best trial's density, when asked for.
+    pub baseline: Option<SnasBaseline>,
+}
+
+/// A baseline method trained beside a search's best model.
+pub struct SnasBaseline {
+    /// Its name.
+    pub method: String,
+    /// The best trial's overall density it was trained at.
+    pub density: f64,
+    /// Active weights (all layers).
+    pub active: i64,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Its run (history against the validation split).
+    pub run: RunResult,
 }
 
 /// Densities whose masks' integer active counts (round(d x n), at least 1 per layer)
@@ -194,6 +216,7 @@ impl SnasConfig {
             validation: 0.1,
             train: TrainConfig::default(),
             seed: 0,
+            baseline: None,
         }
     }
 
@@ -229,6 +252,12 @@ impl SnasConfig {
         }
         self.train.validate()?;
         self.space.validate()?;
+        if let Some(b) = &self.baseline {
+            let name = super::METHODS[crate::registry::lookup_key("baseline", b, &super::METHODS)?];
+            if matches!(self.space, Space::Cnn(_)) && !matches!(name, "static" | "erk") {
+                return Err(Error::config("baseline", format!("{name:?} is for MLP spaces; a CNN space takes \"static\" or \"erk\"")));
+            }
+        }
         data.validation_size(self.validation)?;
         if let Some(a) = self.asha {
             Asha::new(AshaConfig { max_t: self.train.epochs.max(1), ..a }).map_err(|e| Error::config("asha", e.to_string()))?;
@@ -364,15 +393,34 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             m
         }
     };
-    let (best_test_loss, best_test_acc) = if session.is_check() {
-        let (_, _, test) = session.shrink(&cfg.train, &data.test, &data.test);
-        evaluate(&*best_model.model, &test)?
-    } else {
-        evaluate(&*best_model.model, &data.test)?
-    };
+    let test_split = if session.is_check() { session.shrink(&cfg.train, &data.test, &data.test).2 } else { crate::data::Split { x: data.test.x.shallow_clone(), y: data.test.y.shallow_clone() } };
+    let (best_test_loss, best_test_acc) = evaluate(&*best_model.model, &test_split)?;
     let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
     let pareto = pareto_front(&points);
-    Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto })
+    let baseline = match &cfg.baseline {
+        None => None,
+        Some(name) => {
+            let method = super::METHODS[crate::registry::lookup_key("baseline", name, &super::METHODS)?];
+            let density = trials[best_idx].active as f64 / total as f64;
+            let seed = cfg.seed.wrapping_add(best_idx as u64);
+            let (mut net, masks) = match &cfg.space {
+                Space::Mlp(c) => super::methods::method_model(session, data, c, method, density, seed)?,
+                Space::Cnn(c) => {
+                    let allocation = (method == "erk").then(|| crate::model::Allocation::new(crate::model::AllocationKind::Erk, density));
+                    let c = CnnConfig { densities: vec![density], allocation, seed, ..c.clone() };
+                    (Tracked::new(c.init(tch::Device::Cpu)?, serde_json::json!({ "cnn": c })), None)
+                }
+            };
+            let base_cfg = TrainConfig { masks, ..cfg.train.clone() };
+            let spec = RunSpec::new("snas_baseline", data, &net.lineage, &base_cfg).with_method(serde_json::json!({ "search": search_id, "method": method, "density": density }));
+            let run_cfg = TrainConfig { masks: base_cfg.masks.clone(), ..train_cfg.clone() };
+            let run = session.run_or_reuse(&spec, seed, &[], &mut net, |m| train_with(m, &train_split, &val_split, &run_cfg, &mut NoCallback))?;
+            let (test_loss, test_acc) = if net.elsewhere { (f64::NAN, f64::NAN) } else { evaluate(&*net.model, &test_split)? };
+            let active = net.model.layers().iter().map(|l| l.active).sum();
+            Some(SnasBaseline { method: method.to_string(), density, active, test_acc, test_loss, run })
+        }
+    };
+    Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto, baseline })
 }
 
 impl SnasResult {

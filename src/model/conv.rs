@@ -81,6 +81,21 @@ pub struct SparseConv2d {
 }
 
 impl SparseConv2d {
+    /// Output height (or width) for an input of height `h`.
+    pub fn output_size(&self, h: i64) -> i64 {
+        let k = self.mask.size()[2];
+        (h + 2 * self.padding - k) / self.stride + 1
+    }
+
+    /// Multiply-adds of one example's forward pass for an input of height and width
+    /// `h`: `[all weights, active weights]` (the kernel is stored densely, so it runs
+    /// all), and the output height.
+    pub fn macs(&self, h: i64) -> ([f64; 2], i64) {
+        let o = self.output_size(h);
+        let positions = (o * o) as f64;
+        ([self.mask.numel() as f64 * positions, super::mask::count(&self.mask) as f64 * positions], o)
+    }
+
     /// xs: `[B, in, H, W]` -> `[B, out, H', W']`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         xs.f_conv2d(&self.weight, self.bias.as_ref(), [self.stride], [self.padding], [1], 1).map_err(|e| Error::Shape(format!("{}: {e}", self.name)))

@@ -195,7 +195,7 @@ pub trait Model {
 
     /// Multiply-adds of one example's forward pass: `[dense, active, executed]` (every
     /// weight; active weights; what the kernels run: active weights in compact layers,
-    /// all in layers stored densely). `None` where not counted (CNNs).
+    /// all in layers stored densely). `None` where not counted.
     fn macs(&self) -> Option<[f64; 3]> {
         None
     }

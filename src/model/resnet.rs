@@ -159,6 +159,13 @@ impl CnnConfig {
     }
 }
 
+impl Cnn {
+    /// Input height and width (CIFAR: 32).
+    fn cfg_input_size(&self) -> i64 {
+        self.input_shape()[1]
+    }
+}
+
 /// `root / "a" / "b" / ...` for a dotted name (VarStore path parts cannot contain dots).
 fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
     dotted.split('.').fold(root.clone(), |p, part| &p / part)
@@ -230,6 +237,25 @@ impl Model for Cnn {
 
     fn clear_measure(&self) {
         self.fc.clear_measure();
+    }
+
+    fn macs(&self) -> Option<[f64; 3]> {
+        let mut acc = [0.0; 3];
+        let mut add = |m: [f64; 2]| acc = [acc[0] + m[0], acc[1] + m[1], acc[2] + m[0]];
+        let (m, mut res) = self.stem.macs(self.cfg_input_size());
+        add(m);
+        for b in &self.blocks {
+            let (m1, r1) = b.conv1.macs(res);
+            let (m2, r2) = b.conv2.macs(r1);
+            add(m1);
+            add(m2);
+            if let Some(s) = &b.shortcut {
+                add(s.macs(res).0);
+            }
+            res = r2;
+        }
+        let (total, active) = (self.fc.mask.numel() as f64, self.fc.active() as f64);
+        Some([acc[0] + total, acc[1] + active, acc[2] + if self.fc.kernel() == super::Kernel::Compact { active } else { total }])
     }
 
     fn set_weights(&self, weights: &[Tensor]) -> Result<()> {

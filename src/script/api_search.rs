@@ -110,8 +110,9 @@ fn run_snas(nctx: &NativeCallContext, ctx: &Context, data: &DataHandle, opts: Ma
     };
     o.allow(&["xi", "kappa"]);
     let search = o.raw("search");
+    let baseline = o.opt_string("baseline")?;
     o.finish()?;
-    let cfg = SnasConfig { space, uniform, samples, d_min, asha, budget, objective, validation, train, seed };
+    let cfg = SnasConfig { space, uniform, samples, d_min, asha, budget, objective, validation, train, seed, baseline };
     cfg.validate(&data.0)?;
     let dims = cfg.dims()?;
     let search_space = SearchSpace::new(dims, d_min, 1.0).map_err(|e| Error::config("d_min", e.to_string()))?;
@@ -152,7 +153,18 @@ fn to_map(r: SnasResult) -> crate::Result<Map> {
         ("test_loss".into(), r.best_test_loss.into()),
         ("model".into(), Dynamic::from(ModelHandle::new(r.best_model))),
     ]);
-    Ok(Map::from_iter([("history".into(), Dynamic::from(history)), ("best".into(), best.into())]))
+    let baseline = match &r.baseline {
+        None => Dynamic::UNIT,
+        Some(b) => Map::from_iter([
+            ("method".into(), b.method.clone().into()),
+            ("density".into(), b.density.into()),
+            ("active".into(), b.active.into()),
+            ("test_acc".into(), b.test_acc.into()),
+            ("test_loss".into(), b.test_loss.into()),
+        ])
+        .into(),
+    };
+    Ok(Map::from_iter([("history".into(), Dynamic::from(history)), ("best".into(), best.into()), ("baseline".into(), baseline)]))
 }
 
 /// Registers `snas`.

@@ -69,7 +69,7 @@ pub struct RunResult {
     /// ended (layer collapse; MLPs analyse paths, other models report empty layers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collapsed: Vec<String>,
-    /// What the training cost (MLPs).
+    /// What the training cost (MLPs and CNNs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
 }

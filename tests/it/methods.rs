@@ -116,6 +116,40 @@ fn allocations_build_models_at_the_target() {
     assert_eq!(built.layers().iter().map(|l| l.active).collect::<Vec<_>>(), counts);
 }
 
+/// ResNet-32's forward multiply-adds on a 32x32 image, by hand: the stem 16*3*9*1024 =
+/// 442,368; stage 1 ten convs of 16*16*9*1024 = 2,359,296; stages 2 and 3 each a
+/// strided conv 1,179,648, nine convs of 2,359,296 and a 1x1 shortcut 131,072
+/// (22,544,384 each); fc 640: 69,124,736 in all (the 69.1 M usually quoted).
+#[test]
+fn cnn_cost_counts_every_conv_position() {
+    let dense = CnnConfig::new("resnet32", 3, 10).init(Device::Cpu).unwrap();
+    assert_eq!(dense.macs(), Some([69_124_736.0; 3]));
+    // Sparse: active weights times output positions per layer; convs stay dense-stored.
+    let sparse = CnnConfig { densities: vec![0.25], ..CnnConfig::new("resnet32", 3, 10) }.init(Device::Cpu).unwrap();
+    let [d, a, x] = sparse.macs().unwrap();
+    assert_eq!((d, x), (69_124_736.0, 69_124_736.0 - 640.0 + 160.0)); // fc (0.25 * 640) is compact
+    assert!((a / d - 0.25).abs() < 1e-3, "{a} / {d}");
+}
+
+/// SNAS with a baseline: SynFlow trained at the best trial's overall density holds
+/// exactly the best trial's active weights; a CNN space refuses a dynamic baseline.
+#[test]
+fn snas_trains_a_baseline_at_the_best_density() {
+    use sparselab::experiment::{snas, SnasConfig, Space};
+    use sparselab::search::{RandomSearch, SearchSpace};
+    let data = synthetic();
+    let d = SnasConfig::defaults(&data);
+    let cfg = SnasConfig { space: Space::Mlp(MlpConfig::new(64, 4, 1, 16)), samples: 3, train: TrainConfig { epochs: 2, ..quick() }, baseline: Some("synflow".into()), ..d };
+    let mut searcher = RandomSearch::new(SearchSpace::new(2, 0.005, 1.0).unwrap(), 0).unwrap();
+    let r = snas(&data, &cfg, &mut searcher, &Session::new(), |_| {}).unwrap();
+    let b = r.baseline.unwrap();
+    assert_eq!(b.method, "synflow");
+    assert_eq!(b.active, r.trials[r.best].active as i64);
+    assert!(b.test_acc > 0.25 && b.run.history.len() == 2, "{} {}", b.test_acc, b.run.history.len());
+    let cnn = SnasConfig { space: Space::Cnn(CnnConfig::new("resnet32", 3, 10)), baseline: Some("rigl".into()), ..SnasConfig::defaults(&data) };
+    assert_eq!(cnn.validate(&data).unwrap_err().to_string(), "baseline: \"rigl\" is for MLP spaces; a CNN space takes \"static\" or \"erk\"");
+}
+
 fn rigl(every: usize) -> MaskSchedule {
     MaskSchedule::Rigl { fraction: 0.3, every, end: 1.0 }
 }

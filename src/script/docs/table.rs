@@ -181,7 +181,7 @@ assert(dense.densities().all(|d| d > 0.09 && d < 0.11));"#,
             "Run.seconds",
             "Run.device",
         ],
-        doc: "A finished run: final test accuracy and loss; whether a NaN/inf loss ended it and in which epoch (`()` when it did not diverge); `history`, one row per epoch (epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds); `grad_flow`, one row per measuring point and layer (epoch, layer, l1, l2, masked_l1, masked_l2, egf1, egf2, gnorm1, gnorm2; empty without the grad_flow option); `summary`, one row (test_acc, test_loss, train_loss, diverged, diverged_epoch, epochs_run, gradient-flow averages, seconds, collapsed_layers, mask_updates, mask_kept, and for MLPs the training cost: dense_flops as if every weight were active, sparse_flops counting active weights, executed_flops as the kernels ran them (all weights of layers stored densely), peak_rss_mb the process's memory high-water mark); `mask_history`, one row per mask update of dynamic sparse training or gradual pruning (step, epoch, kept: the fraction of the initial mask still active, active); wall-clock seconds; the device it ran on.",
+        doc: "A finished run: final test accuracy and loss; whether a NaN/inf loss ended it and in which epoch (`()` when it did not diverge); `history`, one row per epoch (epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds); `grad_flow`, one row per measuring point and layer (epoch, layer, l1, l2, masked_l1, masked_l2, egf1, egf2, gnorm1, gnorm2; empty without the grad_flow option); `summary`, one row (test_acc, test_loss, train_loss, diverged, diverged_epoch, epochs_run, gradient-flow averages, seconds, collapsed_layers, mask_updates, mask_kept, and the training cost: dense_flops as if every weight were active, sparse_flops counting active weights, executed_flops as the kernels ran them (all weights of layers stored densely), peak_rss_mb the process's memory high-water mark); `mask_history`, one row per mask update of dynamic sparse training or gradual pruning (step, epoch, kept: the fraction of the initial mask still active, active); wall-clock seconds; the device it ran on.",
         options: &[],
         example: r#"let data = dataset("synthetic", #{ train: 128, test: 32 });
 let run = train(mlp(data, #{ depth: 1, width: 16 }), data, #{ epochs: 2, progress: false });
@@ -370,7 +370,7 @@ c.chart.save("tau.png");"#,
     ApiDoc {
         name: "snas",
         usage: &["snas(data, options) -> #{ history: DataFrame, best: map }"],
-        doc: "Sparse neural architecture search (report chapter 4): proposes a density per weight layer (or one for all), trains each candidate on the training split minus a validation split, scores it on the validation split with ASHA early stopping, and evaluates the best on the test set. `history` has trial, d1.., active, total, density, score, val_acc, rung, stopped, epochs, pareto; `best` has trial, densities, score, active, test_acc, test_loss, model. Candidates over budget are scaled down uniformly (projected), never trained.",
+        doc: "Sparse neural architecture search (report chapter 4): proposes a density per weight layer (or one for all), trains each candidate on the training split minus a validation split, scores it on the validation split with ASHA early stopping, and evaluates the best on the test set. `history` has trial, d1.., active, total, density, score, val_acc, rung, stopped, epochs, pareto; `best` has trial, densities, score, active, test_acc, test_loss, model; `baseline` (with the baseline option) the method trained at the best density. Candidates over budget are scaled down uniformly (projected), never trained.",
         options: &[
             ("space", "\"mlp\"", "mlp (BatchNorm + skip cells), resnet32 or wrn28_10"),
             ("depth / width", "4 / input + 4", "MLP space"),
@@ -388,13 +388,16 @@ c.chart.save("tau.png");"#,
             ("d_min", "0.005", "density floor"),
             ("seed", "0", "search, split and mask seed"),
             ("train", "#{}", "options of each trial's train()"),
+            ("baseline", "()", "a method from compare_methods (static, erk, snip, grasp, synflow, set, rigl, gradual; CNN spaces: static or erk) trained at the best trial's overall density on the same split and settings; `baseline` then has method, density, active, test_acc, test_loss (else it is ())"),
         ],
         example: r#"let data = dataset("synthetic", #{ train: 300, test: 60 });
-let s = snas(data, #{ depth: 1, width: 16, search: "random", samples: 3, asha: true, budget: #{ max_density: 0.5 }, train: #{ epochs: 2, optimizer: "adam", lr: 0.01, progress: false } });
+let s = snas(data, #{ depth: 1, width: 16, search: "random", samples: 3, asha: true, budget: #{ max_density: 0.5 }, baseline: "erk", train: #{ epochs: 2, optimizer: "adam", lr: 0.01, progress: false } });
 print(s.history);
 assert(s.history.height() == 3);
 assert(s.history.column("density").all(|d| d <= 0.5 + 1e-9));
-print(s.best.densities);"#,
+print(s.best.densities);
+print(`searched ${s.best.test_acc} against ERK ${s.baseline.test_acc} at ${s.baseline.active} active weights`);
+assert(s.baseline.active == s.best.active);"#,
         not_run: "",
     },
     ApiDoc {
