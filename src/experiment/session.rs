@@ -286,6 +286,7 @@ impl Session {
             let next = start_density * (1.0 - imp.fraction).powi(round as i32 + 1);
             if !model.elsewhere {
                 magnitude_prune(&*model.model, next, imp.scope)?;
+                model.model.compact_sparse_layers()?;
                 // Everything but the weight layers' weights (rewound through set_weights,
                 // which lays compact values out on the new plans).
                 let _guard = tch::no_grad_guard();
@@ -327,6 +328,7 @@ impl Session {
             data.train.select(&tch::Tensor::from_slice(&order[..take]))
         });
         let report = prune_at_init(&*model.model, cfg, batch.as_ref())?;
+        model.model.compact_sparse_layers()?;
         model.lineage.steps.push(Transform::Masks { how });
         Ok(report)
     }

@@ -297,6 +297,33 @@ impl SparseLinear {
         Ok(())
     }
 
+    /// Switches a densely stored layer to the compact representation (same mask, same
+    /// active values), replacing its `weight` variable in `vs` by `values`. Used after
+    /// pruning a model built dense, so its sparsity buys speed.
+    ///
+    /// # Errors
+    /// A mask that gives no plan, a layer that is not in `vs`.
+    pub(crate) fn to_compact(&mut self, vs: &nn::VarStore) -> Result<()> {
+        if self.compact.is_some() {
+            return Ok(());
+        }
+        let mut plan = CsrPlan::from_mask(&self.mask)?;
+        let values = tch::no_grad(|| plan.f_gather(&self.param))?;
+        let weight_name = format!("{}.weight", self.name);
+        {
+            let mut vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
+            if vars.named_variables.remove(&weight_name).is_none() {
+                return Err(Error::Shape(format!("{weight_name} is not in the model's variables")));
+            }
+            let ptr = self.param.data_ptr();
+            vars.trainable_variables.retain(|v| v.tensor.data_ptr() != ptr);
+        }
+        let path = self.name.split('.').fold(vs.root(), |p, part| &p / part);
+        self.param = path.f_var_copy("values", &values)?;
+        self.compact = Some(Mutex::new(Compact { plan, measure: None }));
+        Ok(())
+    }
+
     /// Rebuilds the compact index structure from the mask (after loading a model).
     ///
     /// # Errors

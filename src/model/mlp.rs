@@ -305,6 +305,21 @@ impl Model for Mlp {
         }))
     }
 
+    fn compact_sparse_layers(&mut self) -> Result<usize> {
+        if self.cfg.kernel != Kernel::Auto {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for l in self.linears.iter_mut() {
+            let density = l.active() as f64 / l.mask.numel().max(1) as f64;
+            if l.kernel() == Kernel::Dense && Kernel::Auto.resolve(density) == Kernel::Compact {
+                l.to_compact(&self.vs)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn effective_active(&self) -> Option<Vec<i64>> {
         let masks: Vec<Tensor> = self.linears.iter().map(|l| l.mask.to_device(Device::Cpu).to_kind(tch::Kind::Float)).collect();
         Some(effective_active(&masks, self.cfg.depth, self.cfg.skip))

@@ -193,6 +193,16 @@ pub trait Model {
     /// Ends a gradient-flow measurement (drops compact layers' measuring leaves).
     fn clear_measure(&self) {}
 
+    /// After pruning: every layer whose configuration leaves the representation to
+    /// its density (`Kernel::Auto`) and whose density is now at or below
+    /// [`COMPACT_CROSSOVER`] switches to the compact kernels. Returns how many did.
+    ///
+    /// # Errors
+    /// A mask that gives no plan.
+    fn compact_sparse_layers(&mut self) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Multiply-adds of one example's forward pass: `[dense, active, executed]` (every
     /// weight; active weights; what the kernels run: active weights in compact layers,
     /// all in layers stored densely). `None` where not counted.

@@ -150,6 +150,41 @@ fn snas_trains_a_baseline_at_the_best_density() {
     assert_eq!(cnn.validate(&data).unwrap_err().to_string(), "baseline: \"rigl\" is for MLP spaces; a CNN space takes \"static\" or \"erk\"");
 }
 
+/// A model built dense and pruned at initialization switches its sparse layers to the
+/// compact kernels (Kernel::Auto): same function (logits to float rounding), executed
+/// cost at the density, and a rerun reuses the stored run into the compact model.
+#[test]
+fn a_pruned_model_runs_on_the_compact_kernels() {
+    let data = synthetic();
+    let dir = std::env::temp_dir().join(format!("sparselab-methods-compact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let go = |kernel: Kernel| {
+        let session = Session::with_store(sparselab::results::Store::open(&dir.join(format!("{kernel:?}"))).unwrap());
+        let cfg = MlpConfig { kernel, ..MlpConfig::new(64, 4, 2, 64) };
+        let mut net = Tracked::new(cfg.init(Device::Cpu).unwrap(), serde_json::json!({ "mlp": cfg }));
+        session.prune_at_init(&mut net, &data, &InitPruneConfig::new(Pruner::Synflow, 0.05)).unwrap();
+        let logits = net.model.forward(&data.test.x, sparselab::model::Mode::Eval).unwrap();
+        let run = session.train(&mut net, &data, &TrainConfig { epochs: 2, ..quick() }).unwrap();
+        (net, logits, run)
+    };
+    let (auto, logits_auto, run_auto) = go(Kernel::Auto);
+    let (dense, logits_dense, run_dense) = go(Kernel::Dense);
+    let kernels: Vec<Kernel> =
+        auto.model.weight_layers().iter().map(|l| if auto.model.var_store().variables().contains_key(&format!("{}.values", l.name)) { Kernel::Compact } else { Kernel::Dense }).collect();
+    assert!(kernels.contains(&Kernel::Compact), "{kernels:?}");
+    assert!(dense.model.var_store().variables().keys().all(|k| !k.ends_with(".values")));
+    assert!((&logits_auto - &logits_dense).abs().max().double_value(&[]) < 1e-5);
+    assert!((run_auto.test_acc - run_dense.test_acc).abs() < 0.02, "{} {}", run_auto.test_acc, run_dense.test_acc);
+    let (ca, cd) = (run_auto.cost.unwrap(), run_dense.cost.unwrap());
+    assert_eq!(ca.sparse_flops, cd.sparse_flops);
+    assert!(ca.executed_flops < 0.3 * cd.executed_flops, "{ca:?} {cd:?}");
+    let counts: Vec<i64> = auto.model.layers().iter().map(|l| l.active).collect();
+    assert_sparse(&*auto.model, &counts, "compact after pruning");
+    let (_, _, again) = go(Kernel::Auto);
+    assert_eq!((again.test_acc, again.seconds), (run_auto.test_acc, run_auto.seconds), "not reused");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn rigl(every: usize) -> MaskSchedule {
     MaskSchedule::Rigl { fraction: 0.3, every, end: 1.0 }
 }
