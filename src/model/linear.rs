@@ -303,7 +303,7 @@ impl SparseLinear {
     ///
     /// # Errors
     /// A mask that gives no plan, a layer that is not in `vs`.
-    pub(crate) fn to_compact(&mut self, vs: &nn::VarStore) -> Result<()> {
+    pub(crate) fn make_compact(&mut self, vs: &nn::VarStore) -> Result<()> {
         if self.compact.is_some() {
             return Ok(());
         }

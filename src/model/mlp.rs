@@ -313,7 +313,7 @@ impl Model for Mlp {
         for l in self.linears.iter_mut() {
             let density = l.active() as f64 / l.mask.numel().max(1) as f64;
             if l.kernel() == Kernel::Dense && Kernel::Auto.resolve(density) == Kernel::Compact {
-                l.to_compact(&self.vs)?;
+                l.make_compact(&self.vs)?;
                 n += 1;
             }
         }

@@ -159,7 +159,7 @@ fn a_pruned_model_runs_on_the_compact_kernels() {
     let dir = std::env::temp_dir().join(format!("sparselab-methods-compact-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let go = |kernel: Kernel| {
-        let session = Session::with_store(sparselab::results::Store::open(&dir.join(format!("{kernel:?}"))).unwrap());
+        let session = Session::with_store(sparselab::results::Store::open(dir.join(format!("{kernel:?}"))).unwrap());
         let cfg = MlpConfig { kernel, ..MlpConfig::new(64, 4, 2, 64) };
         let mut net = Tracked::new(cfg.init(Device::Cpu).unwrap(), serde_json::json!({ "mlp": cfg }));
         session.prune_at_init(&mut net, &data, &InitPruneConfig::new(Pruner::Synflow, 0.05)).unwrap();
