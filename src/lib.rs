@@ -16,8 +16,10 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod cancel;
 pub mod cli;
+pub mod cluster;
 pub mod compute;
 pub mod data;
 pub mod error;

@@ -3,7 +3,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-type Sink = Rc<dyn Fn(&str)>;
+/// A receiver of log lines.
+pub type Sink = Rc<dyn Fn(&str)>;
 
 thread_local! {
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
@@ -12,6 +13,11 @@ thread_local! {
 /// Sends progress and notes on this thread to `f` (one line per call, no newline).
 pub fn set_sink(f: Rc<dyn Fn(&str)>) {
     SINK.with(|s| *s.borrow_mut() = Some(f));
+}
+
+/// Installs `f` (or, with `None`, stderr) on this thread and returns the sink it replaces.
+pub fn replace_sink(f: Option<Sink>) -> Option<Sink> {
+    SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), f))
 }
 
 /// Whether a sink is installed on this thread.

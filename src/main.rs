@@ -29,6 +29,24 @@ enum Command {
         /// Train only the runs in shard K of N (1-based), e.g. --shard $SLURM_ARRAY_TASK_ID/8.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// Checkpoint each run every K epochs (runs also checkpoint every 5 minutes and
+        /// when stopped by Ctrl-C or SIGTERM; a rerun resumes from the checkpoint).
+        #[arg(long, value_name = "K")]
+        checkpoint_every: Option<usize>,
+    },
+    /// Submit a sweep as a Slurm job array: plans every run (nothing trains), balances
+    /// shards by estimated cost, writes plan.json and the job scripts into the run
+    /// directory, submits the array for the shards with runs left and a merge job
+    /// (afterok) that reruns the script unsharded for the full tables and charts.
+    Submit(Box<SubmitArgs>),
+    /// Progress of a run directory: planned, finished, diverged, failed and running
+    /// runs per shard and overall, with the time left (exit code 0 when complete, 3 when not).
+    Status {
+        /// The run directory (--out of run or submit).
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Parse and validate a script: every call runs on one batch, nothing is written.
     Check {
@@ -55,6 +73,48 @@ enum Command {
     Info,
     /// Train one MLP and print its history (no script needed).
     Train(Box<sparselab::cli::TrainArgs>),
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// The script.
+    file: PathBuf,
+    /// Array tasks (shards).
+    #[arg(long)]
+    shards: u64,
+    /// Override a top-level constant, as for run.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Run directory (default runs/<script-name>), on a filesystem every node sees.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// sbatch --partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// sbatch --time, e.g. 12:00:00 (runs checkpoint on the SIGTERM before the limit).
+    #[arg(long)]
+    time: Option<String>,
+    /// sbatch --cpus-per-task (libtorch's threads).
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// sbatch --mem, e.g. 8G.
+    #[arg(long)]
+    mem: Option<String>,
+    /// sbatch --gres, e.g. gpu:1.
+    #[arg(long)]
+    gres: Option<String>,
+    /// sbatch --account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Any other sbatch argument, repeatable: --sbatch-arg=--qos=low.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+    /// Checkpoint each run every K epochs (besides every 5 minutes and on SIGTERM).
+    #[arg(long, value_name = "K")]
+    checkpoint_every: Option<usize>,
+    /// Plan and write the job scripts, submit nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -139,14 +199,59 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Repl => sparselab::kernel::repl()?,
-        Command::Run { file, sets, out, fresh, shard } => {
-            match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()? })? {
+        Command::Run { file, sets, out, fresh, shard, checkpoint_every } => {
+            match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()?, checkpoint_every })? {
                 Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(1);
                 }
             }
+        }
+        Command::Submit(a) => {
+            let a = *a;
+            let opts = sparselab::cluster::SubmitOptions {
+                script: a.file,
+                shards: a.shards,
+                sets: a.sets,
+                out: a.out,
+                partition: a.partition,
+                time: a.time,
+                cpus_per_task: a.cpus_per_task,
+                mem: a.mem,
+                gres: a.gres,
+                account: a.account,
+                sbatch_args: a.sbatch_args,
+                checkpoint_every: a.checkpoint_every,
+                dry_run: a.dry_run,
+            };
+            let sub = sparselab::cluster::submit(&opts)?;
+            if let Some(plan) = &sub.plan {
+                println!(
+                    "planned {} runs in {} shards; largest shard {:.2}x the mean estimated cost (by key hash alone: {:.2}x)",
+                    plan.runs.len(),
+                    plan.shards,
+                    plan.imbalance(),
+                    plan.hash_imbalance()
+                );
+            }
+            println!("run directory {}", sub.out.display());
+            println!("job scripts  {} and {}", sub.array_script.display(), sub.merge_script.display());
+            match (&sub.array_job, &sub.merge_job) {
+                (_, None) => println!("dry run: nothing submitted ({} shard(s) have runs left: {:?})", sub.tasks.len(), sub.tasks),
+                (Some(a), Some(m)) => println!("submitted array job {a} (tasks {:?}) and merge job {m} (after the array)", sub.tasks),
+                (None, Some(m)) => println!("every run is finished: submitted only merge job {m}"),
+            }
+            println!("watch it with: sparselab status {}", sub.out.display());
+        }
+        Command::Status { dir, json } => {
+            let st = sparselab::cluster::Status::of(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                println!("{st}");
+            }
+            return Ok(if st.complete() { 0 } else { 3 });
         }
         Command::Check { file, sets } => match check_file(&file, &sets)? {
             Ok(_) => eprintln!("{}: ok", file.display()),

@@ -34,7 +34,13 @@ pub fn stream(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
 
 /// A derived 63-bit seed for libtorch's `manual_seed`.
 pub fn torch_seed(seed: u64) -> i64 {
-    (stream(seed, Stream::Torch, 0).random::<u64>() >> 1) as i64
+    torch_seed_at(seed, 0)
+}
+
+/// libtorch's seed before training step `step` (0-based) of the run seeded `seed`:
+/// the loop reseeds before every step, so dropout needs no generator state to resume.
+pub fn torch_seed_at(seed: u64, step: u64) -> i64 {
+    (stream(seed, Stream::Torch, step).random::<u64>() >> 1) as i64
 }
 
 fn splitmix(mut z: u64) -> u64 {

@@ -127,6 +127,7 @@ impl FusedLayer {
 /// and keeps the momentum state.
 pub struct FusedMlp {
     raw: *mut c_void,
+    layers: usize,
 }
 
 impl FusedMlp {
@@ -162,7 +163,7 @@ impl FusedMlp {
         // SAFETY: err is null or a malloc'ed message.
         match unsafe { take_error(err) } {
             Some(msg) => Err(Error::Shape(msg)),
-            None => Ok(Self { raw }),
+            None => Ok(Self { raw, layers: layers.len() }),
         }
     }
 
@@ -188,6 +189,11 @@ impl FusedMlp {
 }
 
 impl FusedMlp {
+    /// The number of layers.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
     /// Layer `layer`'s momentum state: the velocity of its weight (or compact values)
     /// and of its bias, sharing storage with the step (`None` for plain SGD or no bias).
     ///

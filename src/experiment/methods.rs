@@ -256,7 +256,12 @@ impl MethodsResult {
                     .unzip();
                 Series::new(*m, points).with_err(err)
             })
-            .collect();
+            .filter(|s: &Series| s.points.iter().any(|(_, y)| y.is_finite()))
+            .collect::<Vec<_>>();
+        if series.is_empty() {
+            // No method has a finished run (every run skipped as another shard's, or diverged).
+            return Ok(crate::plot::placeholder(&format!("{title}: no finished runs"), (640, 200))?);
+        }
         let opts = LineOptions { title: title.to_string(), x_label: "density".into(), y_label: "test accuracy".into(), log_x: densities.len() > 1, ..LineOptions::default() };
         Ok(line_chart(&[(String::new(), series)], &opts)?)
     }

@@ -16,5 +16,5 @@ pub use init_prune::{prune_at_init, scores as prune_scores, select as select_mas
 pub use methods::{compare_methods, holm, MethodRun, MethodTest, MethodsConfig, MethodsResult, METHODS};
 pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCOPES};
 pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
-pub use session::{RunSpec, Session};
+pub use session::{PlannedRun, RunSpec, Session};
 pub use snas::{snas, Budget, Objective, SnasBaseline, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};

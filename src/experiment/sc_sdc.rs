@@ -273,9 +273,17 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
     let mut runs: Vec<Option<RunResult>> = Vec::with_capacity(jobs.len());
     let mut pending = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
+        if let (Ok(kernels), Ok(active)) = (j.model.kernels(), j.model.active_counts()) {
+            // Compact layers execute their active weights, dense ones every weight.
+            let executed: i64 = j.model.shapes().iter().zip(&kernels).zip(&active).map(|((s, k), a)| if *k == crate::model::Kernel::Compact { *a } else { s[0] * s[1] }).sum();
+            session.plan_run(&j.spec, &format!("{} MLP {}-{}x{} seed {}", j.variant, j.model.input, j.model.depth, j.model.width, j.seed), Some(executed as f64));
+        }
         runs.push(match session.lookup(&j.spec)? {
             Lookup::Done(r) => Some(r.run),
-            Lookup::OtherShard => Some(RunResult::skipped()),
+            Lookup::OtherShard => {
+                session.note_skipped();
+                Some(RunResult::skipped())
+            }
             Lookup::Train => {
                 pending.push(i);
                 None
@@ -292,7 +300,13 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
     for group in ensemble_groups(&models, device, cfg.ensemble.max(1))? {
         let at: Vec<usize> = group.iter().map(|&g| pending[g]).collect();
         let group_jobs: Vec<&Job> = at.iter().map(|&i| &jobs[i]).collect();
-        let trained = train_group(session, &train, &eval, &group_jobs)?;
+        // One checkpoint for the group, under a key of its members' keys.
+        let group_key = crate::results::Store::key(&serde_json::json!(group_jobs.iter().map(|j| j.spec.key()).collect::<Vec<_>>()));
+        crate::activity::run(Some((&group_key, &format!("{} SC-SDC run(s), e.g. {} w={} seed {}", group_jobs.len(), group_jobs[0].variant, group_jobs[0].dense_width, group_jobs[0].seed))));
+        let trained = crate::train::checkpoint::scope(session.checkpoints(), &group_key, || train_group(session, &train, &eval, &group_jobs));
+        crate::activity::run(None);
+        let trained = trained?;
+        let complete = trained.iter().all(|r| !matches!(r.ended, crate::train::Ended::Interrupted(_)));
         for (&i, run) in at.iter().zip(trained) {
             let j = &jobs[i];
             let cols =
@@ -303,6 +317,9 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
             }
             on_run(&j.with(run.clone()));
             runs[i] = Some(run);
+        }
+        if complete {
+            session.checkpoints().inspect(|p| p.remove(&group_key));
         }
         session.interrupted()?;
     }

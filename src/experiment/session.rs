@@ -64,10 +64,31 @@ impl RunSpec {
     }
 }
 
+/// A run the script would train, found by a planning pass ([`Session::planning`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedRun {
+    /// Its key.
+    pub key: String,
+    /// Its kind (`train`, `sc_sdc`, ...).
+    pub kind: String,
+    /// The model, as its description reads.
+    pub label: String,
+    /// Estimated training FLOPs: 6 x executed multiply-adds per example x examples x
+    /// epochs (0 where the model does not say).
+    pub cost: f64,
+    /// Keys of earlier runs it continues (its model's lineage): they must finish first,
+    /// so a shard gets the whole chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+}
+
 /// Where runs go and how they are run.
 pub struct Session {
     store: Option<Store>,
     check: bool,
+    plan: Option<Mutex<Vec<PlannedRun>>>,
+    trained: Mutex<Vec<String>>,
+    skipped: std::sync::atomic::AtomicUsize,
     seeds: Mutex<BTreeSet<u64>>,
     devices: Mutex<BTreeSet<String>>,
 }
@@ -81,7 +102,63 @@ impl Default for Session {
 impl Session {
     /// Every run trains and nothing is written.
     pub fn new() -> Self {
-        Session { store: None, check: false, seeds: Default::default(), devices: Default::default() }
+        Session { store: None, check: false, plan: None, trained: Default::default(), skipped: Default::default(), seeds: Default::default(), devices: Default::default() }
+    }
+
+    /// A planning pass (`sparselab submit`, `status`): every run is listed with its
+    /// key and estimated cost ([`Session::planned`]) and skipped, as another shard's
+    /// would be; nothing trains, nothing is read or written.
+    pub fn planning() -> Self {
+        Session { plan: Some(Mutex::new(Vec::new())), ..Session::new() }
+    }
+
+    /// The runs a planning pass found, in the order the script reached them.
+    pub fn planned(&self) -> Vec<PlannedRun> {
+        self.plan.as_ref().and_then(|p| p.lock().ok().map(|p| p.clone())).unwrap_or_default()
+    }
+
+    /// In a planning pass, lists the run `spec` of `label` whose model executes
+    /// `macs` multiply-adds per example in training (once per key).
+    pub fn plan_run(&self, spec: &RunSpec, label: &str, macs: Option<f64>) {
+        self.plan_run_with(spec, label, macs, &[], 1.0);
+    }
+
+    /// [`Session::plan_run`] for a run that must also follow the runs `after` (a
+    /// search's earlier trials) and whose cost counts `times` over (a search planned by
+    /// its first trial).
+    pub fn plan_run_with(&self, spec: &RunSpec, label: &str, macs: Option<f64>, after: &[String], times: f64) {
+        let Some(plan) = &self.plan else { return };
+        let key = spec.key();
+        let examples = spec.data["train"].as_f64().unwrap_or(0.0);
+        let epochs = spec.train["epochs"].as_f64().unwrap_or(0.0);
+        let mut after: Vec<String> = after.to_vec();
+        after.extend(spec.model.steps.iter().filter_map(|t| if let Transform::Run { key } = t { Some(key.clone()) } else { None }));
+        if let Ok(mut p) = plan.lock() {
+            if !p.iter().any(|r| r.key == key) {
+                p.push(PlannedRun { key, kind: spec.kind.to_string(), label: label.to_string(), cost: 6.0 * macs.unwrap_or(0.0) * examples * epochs * times, after });
+            }
+        }
+    }
+
+    /// Whether this is a planning pass.
+    pub fn is_planning(&self) -> bool {
+        self.plan.is_some()
+    }
+
+    /// Runs skipped so far (other shards' runs, or every run of a planning pass):
+    /// results derived from them are incomplete.
+    pub fn skipped(&self) -> usize {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a skipped run.
+    pub(crate) fn note_skipped(&self) {
+        self.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Keys of the runs this session trained and recorded (for the manifest).
+    pub fn trained(&self) -> Vec<String> {
+        self.trained.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Finished runs are recorded in `store` and reused from it (honouring its
@@ -108,6 +185,11 @@ impl Session {
         } else {
             self.store.as_ref()
         }
+    }
+
+    /// Where and when runs checkpoint within themselves (store sessions only).
+    pub fn checkpoints(&self) -> Option<&crate::train::checkpoint::CheckpointPolicy> {
+        self.store().and_then(|s| s.checkpoints.as_ref())
     }
 
     /// Seeds of the runs so far (for the manifest).
@@ -139,6 +221,9 @@ impl Session {
     /// # Errors
     /// An unreadable record.
     pub fn lookup(&self, spec: &RunSpec) -> Result<Lookup> {
+        if self.plan.is_some() {
+            return Ok(Lookup::OtherShard);
+        }
         match self.store() {
             Some(s) => s.lookup(&spec.json()),
             None => Ok(Lookup::Train),
@@ -172,6 +257,9 @@ impl Session {
             }
         }
         store.put(&json, &cols, run)?;
+        if let Ok(mut t) = self.trained.lock() {
+            t.push(key.clone());
+        }
         Ok(Some(key))
     }
 
@@ -184,6 +272,7 @@ impl Session {
     /// `work`'s errors, unreadable records or weights, failed writes.
     pub fn run_or_reuse(&self, spec: &RunSpec, seed: u64, columns: &[(String, Value)], model: &mut Tracked, work: impl FnOnce(&mut dyn Model) -> Result<RunResult>) -> Result<RunResult> {
         let key = spec.key();
+        self.plan_run(spec, &model.model.describe(), model.model.macs().map(|m| m[2]));
         match self.lookup(spec)? {
             Lookup::Done(r) => {
                 let weights = self.store().map(|s| s.weights_path(&key)).filter(|p| p.exists());
@@ -199,18 +288,25 @@ impl Session {
             Lookup::OtherShard => {
                 model.lineage.steps.push(Transform::Run { key });
                 model.elsewhere = true;
+                self.note_skipped();
                 crate::log::line(&format!("skipped {}: another shard's run", model.model.describe()));
                 return Ok(RunResult::skipped());
             }
             Lookup::Train if model.elsewhere => {
                 model.lineage.steps.push(Transform::Run { key });
+                self.note_skipped();
                 crate::log::line(&format!("skipped {}: it continues another shard's run", model.model.describe()));
                 return Ok(RunResult::skipped());
             }
             Lookup::Train => {}
         }
-        let run = work(&mut *model.model)?;
-        self.record(spec, seed, columns, &run, Some(&*model.model))?;
+        crate::activity::run(Some((&key, &model.model.describe())));
+        let run = crate::train::checkpoint::scope(self.checkpoints(), &key, || work(&mut *model.model));
+        crate::activity::run(None);
+        let run = run?;
+        if self.record(spec, seed, columns, &run, Some(&*model.model))?.is_some() {
+            self.checkpoints().inspect(|p| p.remove(&key));
+        }
         // A complete run is reproducible from its key, recorded or not (a store-less session).
         let complete = !self.check && !matches!(run.ended, Ended::Interrupted(_));
         model.lineage.steps.push(if complete { Transform::Run { key } } else { Lineage::untracked(if self.check { "checked" } else { "interrupted" }) });

@@ -313,15 +313,44 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
     let search_id = cfg.search_identity();
     // `check`: two trials exercise every path (the second sees the first's result).
     let samples = if session.is_check() { cfg.samples.min(2) } else { cfg.samples };
+    let mut skip_search = false;
+    let mut trial_keys: Vec<String> = Vec::new();
     for id in 0..samples {
+        if skip_search && searcher.adaptive() && id > 0 {
+            break;
+        }
         let proposed = searcher.propose(&history).map_err(|e| Error::config("search", e.to_string()))?;
         let densities = project_to_budget_with_floor(&proposed, &sizes, cfg.budget.max_density, cfg.budget.max_active, cfg.d_min)
             .ok_or_else(|| Error::config("budget", format!("{:?} cannot be met even with every layer at d_min = {}", cfg.budget, cfg.d_min)))?;
         let densities = fit_counts(&densities, &sizes, &cfg.budget);
         let mut model = cfg.space.build(&densities, cfg.seed.wrapping_add(id as u64))?;
         let spec = RunSpec::new("snas_trial", data, &model.lineage, &cfg.train).with_method(serde_json::json!({ "search": search_id, "trial": id, "proposed": proposed }));
-        let cached = match session.lookup(&spec)? {
+        // A search is sequential: the shard that owns its first trial runs all of it, the
+        // others skip all of it (its trials skipped as another shard's runs would be). A
+        // planning pass lists every trial of a random search (its proposals do not depend
+        // on scores) and an adaptive search by its first trial at the cost of all.
+        let label = format!("SNAS trial {id} ({})", model.model.describe());
+        let macs = model.model.macs().map(|m| m[2]);
+        if session.is_planning() {
+            let adaptive = searcher.adaptive();
+            if id == 0 || !adaptive {
+                let after: Vec<String> = trial_keys.last().cloned().into_iter().collect();
+                let label = if adaptive { format!("SNAS search, {samples} trials (adaptive: listed by trial 0)") } else { label.clone() };
+                session.plan_run_with(&spec, &label, macs, &after, if adaptive { samples as f64 } else { 1.0 });
+            }
+        }
+        let lookup = session.lookup(&spec)?;
+        if id == 0 {
+            skip_search = matches!(lookup, Lookup::OtherShard) || model.elsewhere;
+            if skip_search && !session.is_planning() {
+                session.note_skipped();
+                crate::log::line(&format!("skipped the search ({samples} trials): another shard's"));
+            }
+        }
+        trial_keys.push(spec.key());
+        let cached = match lookup {
             Lookup::Done(r) => Some(r.run),
+            _ if skip_search => Some(RunResult::skipped()),
             _ => None,
         };
         let active: u64 = model.model.layers().iter().map(|l| l.active as u64).sum();
@@ -331,7 +360,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             _ => acc,
         };
         let mut stopped = false;
-        let from_store = cached.is_some();
+        let from_store = cached.is_some() && !skip_search;
         let run = if let Some(run) = cached {
             // Replay ASHA so later trials see the same rungs as in the first run.
             if let Some(a) = asha.as_mut() {
@@ -357,6 +386,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             run
         };
         model.lineage.steps.push(Transform::Run { key: spec.key() });
+        model.elsewhere = model.elsewhere || skip_search;
         let scores: Vec<f64> = run.history.iter().map(|h| h.test_acc).collect();
         let score = scores.last().map(|&a| score_of(a)).unwrap_or(f64::NEG_INFINITY);
         let score = if run.diverged().is_some() { f64::NEG_INFINITY } else { score };
@@ -394,7 +424,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
         }
     };
     let test_split = if session.is_check() { session.shrink(&cfg.train, &data.test, &data.test).2 } else { crate::data::Split { x: data.test.x.shallow_clone(), y: data.test.y.shallow_clone() } };
-    let (best_test_loss, best_test_acc) = evaluate(&*best_model.model, &test_split)?;
+    let (best_test_loss, best_test_acc) = if best_model.elsewhere { (f64::NAN, f64::NAN) } else { evaluate(&*best_model.model, &test_split)? };
     let points: Vec<(f64, f64)> = trials.iter().map(|t| (t.scores.last().copied().unwrap_or(f64::NAN), t.active as f64)).collect();
     let pareto = pareto_front(&points);
     let baseline = match &cfg.baseline {

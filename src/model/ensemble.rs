@@ -160,6 +160,15 @@ impl BatchedMlp {
         (0..self.len()).map(|e| per_layer.iter().map(|l| l.get(e).copied().unwrap_or(0)).collect()).collect()
     }
 
+    /// Every tensor the ensemble's state is (masks, weights or compact values, the
+    /// rest), by name, sharing storage: what a checkpoint saves and restores.
+    pub(crate) fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> =
+            self.layers.iter().enumerate().flat_map(|(l, layer)| [(format!("fc{}.mask", l + 1), layer.mask.shallow_clone()), (format!("fc{}.param", l + 1), layer.param.shallow_clone())]).collect();
+        out.extend(self.vars.iter().map(|(n, v)| (n.clone(), v.shallow_clone())));
+        out
+    }
+
     /// Trainable tensors with their masks, for [`crate::train::Optimizer`]: dense
     /// weights `[E, out, in]` (masked), compact values, and the stacked rest.
     pub fn params(&self) -> Vec<super::Param> {

@@ -99,9 +99,8 @@ pub fn heatmap(rows: &[String], cols: &[String], values: &[Vec<Option<f64>>], op
     }
     let values: Vec<Vec<Option<f64>>> = values.iter().map(|r| r.iter().map(|v| v.filter(|x| !x.is_nan())).collect()).collect();
     let finite: Vec<f64> = values.iter().flatten().flatten().copied().collect();
-    if finite.is_empty() {
-        return bad("every cell is missing (None or NaN)".into());
-    }
+    // Every cell missing (e.g. a shard that has no complete pair yet) draws a grid of
+    // missing cells: honest, and the script goes on.
     if let Some(v) = finite.iter().find(|v| v.is_infinite()) {
         return bad(format!("cell value {v} is not finite"));
     }
@@ -119,6 +118,7 @@ pub fn heatmap(rows: &[String], cols: &[String], values: &[Vec<Option<f64>>], op
         HeatScale::Sequential => match opts.range {
             Some((a, b)) if a.is_finite() && b.is_finite() && a < b => (a, b),
             Some((a, b)) => return bad(format!("range ({a}, {b}) must be finite with low < high")),
+            None if finite.is_empty() => (0.0, 1.0),
             None => {
                 let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
                 if hi > lo {

@@ -192,6 +192,14 @@ pub(crate) fn register_fonts() -> Result<(), PlotError> {
     }
 }
 
+/// A stand-in chart for one that has no data: `title` above a single missing ("n/a") cell.
+///
+/// # Errors
+/// A size out of range.
+pub fn placeholder(title: &str, size: (u32, u32)) -> Result<Chart, PlotError> {
+    heatmap(&[String::new()], &[String::new()], &[vec![None]], &HeatmapOptions { title: title.to_string(), scale: HeatScale::Sequential, size, ..Default::default() })
+}
+
 /// Checks one series: non-empty, some finite point, matching `err`, positive values on log axes.
 pub(crate) fn check_series(s: &Series, log_x: bool, log_y: bool) -> Result<(), PlotError> {
     let name = if s.name.is_empty() { "<unnamed>" } else { &s.name };

@@ -52,15 +52,70 @@ fn check_format(dir: &Path) -> Result<()> {
 /// Writes `dir/name` through a unique temp file, fsyncs the file, renames it into
 /// place and fsyncs the directory: once this returns, the file survives a crash
 /// or power loss whole, and readers never see a partial file.
-fn write_durably(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(".tmp-{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+pub(crate) fn write_durably(dir: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = dir.join(format!(".tmp-{}-{name}", temp_tag()));
     write(&tmp)?;
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     let dst = dir.join(name);
     std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// This writer's node: the host name (letters and digits only) and, after an
+/// underscore, the inode of its PID namespace, so writers in two containers or on two
+/// hosts never share a node even when their pids are equal.
+pub fn node_id() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "host".into());
+        let host: String = host.trim().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let ns = std::fs::read_link("/proc/self/ns/pid").map(|l| l.to_string_lossy().chars().filter(char::is_ascii_digit).collect::<String>()).unwrap_or_default();
+        format!("{host}_{ns}")
+    })
+}
+
+/// `<node>-<pid>-<random>`: unique across hosts, containers and processes, and
+/// within a process across calls.
+fn temp_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let seed = format!("{nanos}-{}-{}-{:?}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), std::thread::current().id());
+    format!("{}-{}-{}", node_id(), std::process::id(), &format!("{:x}", Sha256::digest(seed.as_bytes()))[..12])
+}
+
+/// How old another node's temp file must be before clean-up removes it: no write of a
+/// record, weights file or checkpoint takes this long, even on a slow shared filesystem.
+pub const FOREIGN_TEMP_SECS: u64 = 6 * 3600;
+
+/// Whether a temp file `name` (`.tmp-<node>-<pid>-<random>-...`) of age `age_secs`
+/// belongs to a writer that is gone: one on this node whose pid no longer exists
+/// (judged only where /proc shows this PID namespace), or any older than
+/// [`FOREIGN_TEMP_SECS`]. Another node's live writer is never judged gone.
+pub(crate) fn temp_is_abandoned(name: &str, age_secs: u64) -> bool {
+    let Some(rest) = name.strip_prefix(".tmp-") else { return false };
+    if age_secs > FOREIGN_TEMP_SECS {
+        return true;
+    }
+    let mut parts = rest.splitn(3, '-');
+    let (node, pid) = (parts.next().unwrap_or(""), parts.next().and_then(|p| p.parse::<u32>().ok()));
+    let proc_is_ours = std::fs::read_link("/proc/self").ok().and_then(|l| l.to_string_lossy().parse::<u32>().ok()) == Some(std::process::id());
+    match pid {
+        Some(p) if node == node_id() && proc_is_ours => !Path::new(&format!("/proc/{p}")).exists(),
+        _ => false,
+    }
+}
+
+/// Removes the abandoned temp files ([`temp_is_abandoned`]) in `dir`.
+pub(crate) fn remove_abandoned_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).map_or(0, |d| d.as_secs());
+        if temp_is_abandoned(&name, age) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// A store directory plus the policy of this process.
@@ -71,6 +126,12 @@ pub struct Store {
     pub fresh: bool,
     /// Only train runs whose key falls in shard `k` of `n` (0-based k).
     pub shard: Option<(u64, u64)>,
+    /// When runs checkpoint within themselves (`<store>/checkpoints`; by default every
+    /// 5 minutes and on a stop); `None`: never.
+    pub checkpoints: Option<crate::train::checkpoint::CheckpointPolicy>,
+    /// The shard of each planned run (`sparselab submit` balances shards by estimated
+    /// cost); runs it does not list fall to a shard by key hash.
+    pub assignment: Option<std::sync::Arc<std::collections::HashMap<String, u64>>>,
 }
 
 /// A record read back from the store.
@@ -96,7 +157,8 @@ pub enum Lookup {
 }
 
 impl Store {
-    /// Opens (creating) `dir`, removing temp files left by killed writers.
+    /// Opens (creating) `dir`, removing temp files left by killed writers (on this
+    /// node: by pid; on others: by age, see [`temp_is_abandoned`]).
     ///
     /// # Errors
     /// An unwritable directory, or a store written in another format
@@ -105,22 +167,10 @@ impl Store {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         check_format(&dir)?;
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                // Temps of writers that no longer run (killed mid-write); a live
-                // writer's temp (its pid still exists) is left alone.
-                let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
-                let dead = match pid {
-                    Some(p) if Path::new("/proc/self").exists() => !Path::new(&format!("/proc/{p}")).exists(),
-                    _ => e.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().map(|d| d.as_secs() > 3600).unwrap_or(false)).unwrap_or(false),
-                };
-                if name.starts_with(".tmp-") && dead {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        Ok(Store { dir, fresh: false, shard: None })
+        remove_abandoned_temps(&dir);
+        remove_abandoned_temps(&dir.join("checkpoints"));
+        let checkpoints = Some(crate::train::checkpoint::CheckpointPolicy::for_store(&dir));
+        Ok(Store { dir, fresh: false, shard: None, checkpoints, assignment: None })
     }
 
     /// The directory.
@@ -138,6 +188,7 @@ impl Store {
     pub fn owns(&self, key: &str) -> bool {
         match self.shard {
             None => true,
+            Some((k, _)) if self.assignment.as_ref().is_some_and(|a| a.contains_key(key)) => self.assignment.as_ref().and_then(|a| a.get(key)) == Some(&k),
             Some((k, n)) => u64::from_str_radix(&key[..16], 16).map(|h| h % n == k).unwrap_or(true),
         }
     }
@@ -212,5 +263,30 @@ impl Store {
         paths.sort();
         let frames = paths.iter().map(|p| Frame::read_parquet(p)).collect::<Result<Vec<_>>>()?;
         Frame::vstack_relaxed(&frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which temps clean-up may remove: this node's with a dead pid; never another
+    /// node's (another host, or another PID namespace on this host) unless older than
+    /// [`FOREIGN_TEMP_SECS`]; any file older than that.
+    #[test]
+    fn clean_up_spares_other_nodes_live_temps() {
+        let me = node_id();
+        assert!(me.contains('_') && !me.contains('-'), "{me}");
+        let dead_pid = 4_000_000; // above Linux's pid_max
+        assert!(temp_is_abandoned(&format!(".tmp-{me}-{dead_pid}-0123456789ab-x.json"), 0));
+        assert!(!temp_is_abandoned(&format!(".tmp-{me}-{}-0123456789ab-x.json", std::process::id()), 0), "our own live temp");
+        assert!(!temp_is_abandoned(&format!(".tmp-otherhost_4026531836-{dead_pid}-0123456789ab-x.json"), 3600), "another node's, an hour old");
+        assert!(temp_is_abandoned(&format!(".tmp-otherhost_4026531836-{dead_pid}-0123456789ab-x.json"), FOREIGN_TEMP_SECS + 1));
+        // The previous layout (.tmp-<pid>-<n>-name) is judged by age only.
+        assert!(!temp_is_abandoned(&format!(".tmp-{dead_pid}-0-x.json"), 60));
+        assert!(!temp_is_abandoned("x.json", FOREIGN_TEMP_SECS + 1), "not a temp");
+        // Unique per call: two temps of one process never share a name.
+        assert_ne!(temp_tag(), temp_tag());
+        assert!(temp_tag().starts_with(&format!("{me}-{}-", std::process::id())));
     }
 }

@@ -1,7 +1,7 @@
 //! Script bindings: charts from DataFrames, saved as PNG or SVG.
 use super::config::{as_f64, Opts};
 use super::{rt, Context, RhaiResult};
-use crate::plot::{self, BarOptions, Chart, DensityOptions, HeatScale, HeatmapOptions, LearningCurveOptions, LineOptions, ScatterOptions};
+use crate::plot::{self, BarOptions, Chart, DensityOptions, HeatScale, HeatmapOptions, LearningCurveOptions, LineOptions, PlotError, ScatterOptions};
 use crate::results::{bar_groups, heat_cells, history_chart, xy_facets, Frame, XySpec};
 use crate::Error;
 use rhai::{Array, Engine, Map};
@@ -149,13 +149,28 @@ fn curves(f: &Frame, opts: Map) -> crate::Result<Chart> {
     history_chart(f, series.as_deref(), &lo)
 }
 
+/// A chart with no data to draw, in a process that skipped runs (a shard, whose other
+/// shards' results are missing, or a planning pass), is a warning and a stand-in chart,
+/// not an error: the shard's task must not fail over a chart of results it does not
+/// own. Anywhere else the error stands.
+fn or_placeholder(ctx: &Context, what: &str, chart: crate::Result<Chart>) -> crate::Result<Chart> {
+    match chart {
+        Err(Error::Plot(PlotError::InvalidInput(m))) if ctx.session.skipped() > 0 && ["has no points", "has no finite points", "has no series", "no rows"].iter().any(|p| m.contains(p)) => {
+            crate::log::line(&format!("warning: {what}: {m}; this process skipped {} run(s) of other shards, so a stand-in chart is drawn", ctx.session.skipped()));
+            Ok(crate::plot::placeholder(&format!("{what}: no data in this shard ({} runs are other shards')", ctx.session.skipped()), (640, 200))?)
+        }
+        other => other,
+    }
+}
+
 /// Registers the chart functions and the Chart type.
 pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_type_with_name::<Chart>("Chart");
-    engine.register_fn("line_chart", |f: &mut Frame, o: Map| line(f, o).map_err(rt));
-    engine.register_fn("scatter", |f: &mut Frame, o: Map| scatter(f, o).map_err(rt));
-    engine.register_fn("bar_chart", |f: &mut Frame, o: Map| bars(f, o).map_err(rt));
-    engine.register_fn("heatmap", |f: &mut Frame, o: Map| heat(f, o).map_err(rt));
+    let (c1, c2, c3, c4) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
+    engine.register_fn("line_chart", move |f: &mut Frame, o: Map| or_placeholder(&c1, "line_chart", line(f, o)).map_err(rt));
+    engine.register_fn("scatter", move |f: &mut Frame, o: Map| or_placeholder(&c2, "scatter", scatter(f, o)).map_err(rt));
+    engine.register_fn("bar_chart", move |f: &mut Frame, o: Map| or_placeholder(&c3, "bar_chart", bars(f, o)).map_err(rt));
+    engine.register_fn("heatmap", move |f: &mut Frame, o: Map| or_placeholder(&c4, "heatmap", heat(f, o)).map_err(rt));
     engine.register_fn("density_bars", |d: Array| densities(d, Map::new()).map_err(rt));
     engine.register_fn("density_bars", |d: Array, o: Map| densities(d, o).map_err(rt));
     engine.register_fn("learning_curves", |f: &mut Frame| curves(f, Map::new()).map_err(rt));

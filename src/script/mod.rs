@@ -14,7 +14,7 @@ mod runner;
 pub use config::{as_f64, Opts};
 pub use docs::{api_markdown, coverage, function_docs, registered, signatures, ApiDoc, Coverage, Registered, API};
 pub use overrides::apply_overrides;
-pub use runner::{add_module_resolvers, check_file, format_error, run_file, RunOptions, ScriptOutcome, STDLIB};
+pub use runner::{add_module_resolvers, check_file, format_error, plan_file, read_manifests, run_file, RunOptions, ScriptOutcome, HEARTBEAT_SECS, MANIFESTS, STDLIB};
 
 use crate::error::Error;
 use rhai::{Engine, EvalAltResult, Position};
@@ -35,6 +35,11 @@ impl Context {
     pub fn new(out_dir: impl Into<PathBuf>, check: bool) -> Rc<Self> {
         let session = if check { crate::experiment::Session::checking() } else { crate::experiment::Session::new() };
         Rc::new(Self { out_dir: out_dir.into(), session })
+    }
+
+    /// A planning context ([`crate::experiment::Session::planning`]): nothing trains.
+    pub fn planning(out_dir: impl Into<PathBuf>) -> Rc<Self> {
+        Rc::new(Self { out_dir: out_dir.into(), session: crate::experiment::Session::planning() })
     }
 
     /// A context whose runs are stored in (and reused from) `store`.

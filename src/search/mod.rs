@@ -141,6 +141,12 @@ pub trait Searcher {
     /// over a parameter budget: pass it through [`project_to_budget`] before
     /// training (candidates over budget are projected, never trained).
     fn propose(&mut self, history: &[Observation]) -> Result<Vec<f64>, SearchError>;
+
+    /// Whether proposals depend on the history's scores (so a run's later trials
+    /// cannot be known before earlier ones finish). Random search's do not.
+    fn adaptive(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ impl Searcher for RandomSearch {
     fn propose(&mut self, _history: &[Observation]) -> Result<Vec<f64>, SearchError> {
         Ok(sample_uniform(&self.space, &mut self.rng))
     }
+
+    fn adaptive(&self) -> bool {
+        false
+    }
 }
 
 /// One point uniform in `space`: `lo + u * (hi - lo)` with `u` in `[0, 1)`,

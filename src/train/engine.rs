@@ -1,6 +1,7 @@
 //! The training loop: one loop for one model and for a batched ensemble (a single
 //! run is an ensemble of one member). It fits on one screen; features hook in
 //! through [`Callback`].
+use super::checkpoint::{self, Meta};
 use super::gradflow::{measure, measure_epochs, measurement_indices, GradFlowPoint};
 use super::masks::{Masker, MemberLayers};
 use super::progress::Progress;
@@ -11,7 +12,8 @@ use crate::compute::FusedLayer;
 use crate::data::{augment_draws, crop_flip, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{BatchedMlp, Mode, Model, Param, Remap};
-use crate::rng::{permutation, stream, torch_seed, Stream};
+use crate::rng::{permutation, stream, torch_seed, torch_seed_at, Stream};
+use std::collections::HashMap;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -127,6 +129,10 @@ pub(crate) trait Trainee {
     fn macs(&self) -> Option<Vec<[f64; 3]>>;
     /// Member `member`'s collapsed layers (see [`RunResult::collapsed`]).
     fn collapsed(&self, member: usize) -> Result<Vec<String>>;
+    /// Every tensor of the model's state by name, sharing storage (for checkpoints).
+    fn state(&self) -> Vec<(String, Tensor)>;
+    /// The masks per member and layer as saved in a checkpoint's `saved` state.
+    fn saved_masks(&self, saved: &HashMap<String, Tensor>) -> Option<Vec<Vec<Tensor>>>;
 }
 
 /// Names of the layers with no active weight, or none on a path (`effective`).
@@ -188,6 +194,14 @@ impl Trainee for Single<'_> {
     fn macs(&self) -> Option<Vec<[f64; 3]>> {
         self.0.macs().map(|m| vec![m])
     }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.0.var_store().variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    fn saved_masks(&self, saved: &HashMap<String, Tensor>) -> Option<Vec<Vec<Tensor>>> {
+        Some(vec![self.0.weight_layers().iter().map(|l| saved.get(&format!("{}.mask", l.name)).map(|t| t.to_device(l.mask.device()))).collect::<Option<Vec<_>>>()?])
+    }
     fn collapsed(&self, _member: usize) -> Result<Vec<String>> {
         let info = self.0.layers();
         let names: Vec<String> = info.iter().map(|l| l.name.clone()).collect();
@@ -246,6 +260,14 @@ impl Trainee for BatchedMlp {
     fn macs(&self) -> Option<Vec<[f64; 3]>> {
         Some(BatchedMlp::macs(self))
     }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.state_tensors()
+    }
+    fn saved_masks(&self, saved: &HashMap<String, Tensor>) -> Option<Vec<Vec<Tensor>>> {
+        let layers = self.members()[0].depth + 1;
+        let stacked: Vec<Tensor> = (1..=layers).map(|l| saved.get(&format!("fc{l}.mask")).map(|t| t.to_device(self.device()))).collect::<Option<_>>()?;
+        Some((0..self.len() as i64).map(|m| stacked.iter().map(|t| t.get(m)).collect()).collect())
+    }
     fn collapsed(&self, member: usize) -> Result<Vec<String>> {
         let c = &self.members()[0];
         let masks: Vec<Tensor> = (0..=c.depth).map(|l| self.mask(l).get(member as i64).to_device(Device::Cpu)).collect();
@@ -301,20 +323,83 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
     let mut out: Vec<RunResult> = (0..size).map(|_| fresh()).collect();
     let mut live = vec![true; size]; // not diverged, not stopped
     let e = size as i64;
-    'epochs: for epoch in 0..cfg.epochs {
+    // A checkpoint of this very training (same model, members, seeds, settings, data sizes) resumes it.
+    let ckpt = checkpoint::next();
+    let identity = serde_json::json!({ "label": model.label(), "seeds": cfgs.iter().map(|c| c.seed).collect::<Vec<_>>(), "train": crate::results::train_identity(cfg), "examples": [n, eval.len()] });
+    let (mut first_epoch, mut first_batch, mut prior_seconds, mut prior_epoch_seconds) = (0, 0, 0.0, 0.0);
+    let mut resumed_sums: Option<(Tensor, Tensor)> = None;
+    if let Some((meta, saved)) = ckpt.as_ref().and_then(|(p, _)| checkpoint::load(p)).filter(|(m, _)| m.identity == identity) {
+        let path = &ckpt.as_ref().expect("a checkpoint was loaded").0;
+        if let Some(mk) = masker.as_mut() {
+            let masks = model.saved_masks(&saved).ok_or_else(|| Error::data(path, "checkpoint has no masks"))?;
+            let remaps = model.set_member_masks(&masks)?;
+            stepper.remap(&remaps, model.fused_layers()?, e, &cfg.optimizer)?;
+            macs = model.macs();
+            mk.restore(meta.masker.as_ref().unwrap_or(&serde_json::Value::Null))?;
+        }
+        checkpoint::restore(path, &model.state(), &saved)?;
+        stepper.restore(path, &saved, meta.opt_t)?;
+        resumed_sums = Some((
+            saved.get("acc.loss").map(|t| t.to_device(device)).unwrap_or_else(|| Tensor::zeros([e], (Kind::Float, device))),
+            saved.get("acc.correct").map(|t| t.to_device(device)).unwrap_or_else(|| Tensor::zeros([e], (Kind::Int64, device))),
+        ));
+        (first_epoch, first_batch, step, out, live, flops, prior_seconds, prior_epoch_seconds) = (meta.epoch, meta.batch, meta.step, meta.out, meta.live, meta.flops, meta.seconds, meta.epoch_seconds);
+        crate::log::line(&format!("resumed {} from its checkpoint: epoch {}, batch {} of {batches}", model.label(), first_epoch + 1, first_batch));
+    }
+    let mut last_checkpoint = Instant::now();
+    let save = |epoch: usize,
+                batch: usize,
+                step: usize,
+                out: &[RunResult],
+                live: &[bool],
+                flops: &[[f64; 3]],
+                epoch_seconds: f64,
+                sums: (&Tensor, &Tensor),
+                stepper: &Stepper,
+                masker: Option<&Masker>|
+     -> Result<()> {
+        let Some((path, _)) = &ckpt else { return Ok(()) };
+        let (opt, opt_t) = stepper.state()?;
+        let meta = Meta {
+            version: checkpoint::VERSION,
+            identity: identity.clone(),
+            epoch,
+            batch,
+            step,
+            out: out.to_vec(),
+            live: live.to_vec(),
+            flops: flops.to_vec(),
+            seconds: prior_seconds + start.elapsed().as_secs_f64(),
+            epoch_seconds,
+            masker: masker.map(Masker::state),
+            opt_t,
+        };
+        let mut tensors = model.state();
+        tensors.extend(opt);
+        tensors.push(("acc.loss".into(), sums.0.shallow_clone()));
+        tensors.push(("acc.correct".into(), sums.1.shallow_clone()));
+        checkpoint::save(path, &meta, &tensors)
+    };
+    'epochs: for epoch in first_epoch..cfg.epochs {
         let t0 = Instant::now();
+        let (batch0, epoch_seconds0) = if epoch == first_epoch { (first_batch, prior_epoch_seconds) } else { (0, 0.0) };
         let lr = cfg.schedule.lr(cfg.optimizer.lr, epoch, cfg.epochs);
         let plans: Vec<(Tensor, Option<Tensor>)> = cfgs.iter().map(|c| epoch_order(cfg, c.seed, epoch, n, device)).collect();
         let order = Tensor::stack(&plans.iter().map(|p| p.0.shallow_clone()).collect::<Vec<_>>(), 0); // [E, n]
         let draws = cfg.augment.then(|| Tensor::stack(&plans.iter().filter_map(|p| p.1.as_ref().map(Tensor::shallow_clone)).collect::<Vec<_>>(), 0)); // [E, n, 3]
                                                                                                                                                       // Sums stay on the device: no host round trip per batch.
-        let loss_sum = Tensor::zeros([e], (Kind::Float, device));
-        let correct = Tensor::zeros([e], (Kind::Int64, device));
-        for b in 0..batches {
+        let (loss_sum, correct) = match resumed_sums.take() {
+            Some(s) if epoch == first_epoch => s,
+            _ => (Tensor::zeros([e], (Kind::Float, device)), Tensor::zeros([e], (Kind::Int64, device))),
+        };
+        for b in batch0..batches {
             if crate::cancel::requested() {
+                save(epoch, b, step, &out, &live, &flops, epoch_seconds0 + t0.elapsed().as_secs_f64(), (&loss_sum, &correct), &stepper, masker.as_ref())?;
                 out.iter_mut().zip(&live).filter(|(_, l)| **l).for_each(|(r, _)| r.ended = Ended::Interrupted(epoch));
                 break 'epochs;
             }
+            // Dropout's draws depend on the step alone, so a resumed run draws the same.
+            tch::manual_seed(torch_seed_at(cfg.seed, step as u64));
             let (at, len) = ((b * cfg.batch_size) as i64, cfg.batch_size.min(n - b * cfg.batch_size) as i64);
             let idx = order.narrow(1, at, len).reshape([-1]);
             let mut xs = train.x.index_select(0, &idx);
@@ -355,7 +440,7 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
         let train_loss: Vec<f64> = Vec::<f64>::try_from((loss_sum.to_kind(Kind::Double) / n as f64).to_device(Device::Cpu))?;
         let train_correct: Vec<i64> = Vec::<i64>::try_from(correct.to_device(Device::Cpu))?;
         let (test_loss, test_acc) = evaluate_members(model, &eval)?;
-        let seconds = t0.elapsed().as_secs_f64() / size as f64;
+        let seconds = (epoch_seconds0 + t0.elapsed().as_secs_f64()) / size as f64;
         for m in 0..size {
             if !live[m] {
                 continue;
@@ -375,13 +460,21 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
                 (r.ended, live[m]) = (Ended::Stopped(epoch), false);
             }
         }
+        crate::activity::epoch(epoch + 1, cfg.epochs);
         progress.epoch(epoch, &epoch_message(&train_loss, &test_acc, &out, t0.elapsed().as_secs_f64()));
         if !live.iter().any(|l| *l) {
             break;
         }
+        if let Some((_, policy)) = &ckpt {
+            if epoch + 1 < cfg.epochs && policy.due(epoch + 1, last_checkpoint.elapsed().as_secs_f64()) {
+                let zeros = (Tensor::zeros([e], (Kind::Float, device)), Tensor::zeros([e], (Kind::Int64, device)));
+                save(epoch + 1, 0, step, &out, &live, &flops, 0.0, (&zeros.0, &zeros.1), &stepper, masker.as_ref())?;
+                last_checkpoint = Instant::now();
+            }
+        }
     }
     progress.finish();
-    let seconds = start.elapsed().as_secs_f64() / size as f64;
+    let seconds = (prior_seconds + start.elapsed().as_secs_f64()) / size as f64;
     let peak = peak_rss_bytes();
     for (m, r) in out.iter_mut().enumerate() {
         r.seconds = seconds;

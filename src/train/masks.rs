@@ -292,6 +292,24 @@ impl Masker {
         Ok(new.iter().zip(&layers.masks).map(|(m, like)| tensor(m, like)).collect())
     }
 
+    /// What changes as training goes (for a checkpoint): the update count, the
+    /// gradual schedule's start counts and the history.
+    pub(crate) fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "updates": self.updates, "start_active": self.start_active, "history": self.history })
+    }
+
+    /// Restores what [`Masker::state`] saved.
+    ///
+    /// # Errors
+    /// A state of another shape.
+    pub(crate) fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        let bad = |e: serde_json::Error| Error::config("checkpoint", format!("mask schedule state: {e}"));
+        self.updates = serde_json::from_value(state["updates"].clone()).map_err(bad)?;
+        self.start_active = serde_json::from_value(state["start_active"].clone()).map_err(bad)?;
+        self.history = serde_json::from_value(state["history"].clone()).map_err(bad)?;
+        Ok(())
+    }
+
     /// Counts one update of all members (SET's grow stream advances).
     pub(crate) fn finish_update(&mut self) {
         self.updates += 1;

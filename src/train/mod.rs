@@ -1,4 +1,5 @@
 //! Training: optimizers, schedules, the loop, metrics, gradient flow (SPEC 3, 5).
+pub mod checkpoint;
 mod config;
 mod engine;
 mod gradflow;

@@ -238,6 +238,29 @@ impl Optimizer {
         }
     }
 
+    /// The state to checkpoint: every state tensor there is (`opt.<param>.a|b`) and the step count.
+    pub(crate) fn state(&self) -> (Vec<(String, Tensor)>, i32) {
+        let mut out = Vec::new();
+        for (i, (s1, s2)) in self.state.iter().enumerate() {
+            for (tag, t) in [("a", s1), ("b", s2)] {
+                if let Some(t) = t {
+                    out.push((format!("opt.{i}.{tag}"), t.shallow_clone()));
+                }
+            }
+        }
+        (out, self.t)
+    }
+
+    /// Restores what [`Optimizer::state`] saved (tensors copied to each parameter's device).
+    pub(crate) fn restore(&mut self, saved: &std::collections::HashMap<String, Tensor>, t: i32) {
+        for (i, (p, (s1, s2))) in self.params.iter().zip(self.state.iter_mut()).enumerate() {
+            for (tag, slot) in [("a", s1), ("b", s2)] {
+                *slot = saved.get(&format!("opt.{i}.{tag}")).map(|s| s.to_device(p.tensor.device()).copy());
+            }
+        }
+        self.t = t;
+    }
+
     /// The parameters being optimised.
     pub fn params(&self) -> &[Param] {
         &self.params

@@ -70,6 +70,37 @@ impl Stepper {
         Ok(())
     }
 
+    /// The state to checkpoint: the optimizer's tensors and step count, or the fused
+    /// step's velocities (`fused.<layer>.v|b`, sharing storage with the step).
+    pub(crate) fn state(&self) -> Result<(Vec<(String, Tensor)>, i32)> {
+        match self {
+            Stepper::Autograd(o) => Ok(o.state()),
+            Stepper::Fused(f) => {
+                let mut out = Vec::new();
+                for l in 0..f.layers() {
+                    let (v, b) = f.velocity(l)?;
+                    out.extend(v.map(|v| (format!("fused.{l}.v"), v)));
+                    out.extend(b.map(|b| (format!("fused.{l}.b"), b)));
+                }
+                Ok((out, 0))
+            }
+        }
+    }
+
+    /// Restores what [`Stepper::state`] saved.
+    ///
+    /// # Errors
+    /// A saved tensor missing or of another shape.
+    pub(crate) fn restore(&mut self, path: &std::path::Path, saved: &std::collections::HashMap<String, Tensor>, t: i32) -> Result<()> {
+        match self {
+            Stepper::Autograd(o) => {
+                o.restore(saved, t);
+                Ok(())
+            }
+            Stepper::Fused(_) => super::checkpoint::restore(path, &self.state()?.0, saved),
+        }
+    }
+
     /// One step on a minibatch with learning rate `lr`. `logits` runs the model's
     /// forward pass (`[..., B, classes]`, autograd only); `fused_xs` gives the same
     /// examples as `[E, features, B]`, any strides (fused only); `ys` `[..., B]` are the

@@ -1,4 +1,5 @@
 //! sparselab's integration tests: one binary, one module per area.
+mod cluster;
 mod common;
 mod data;
 mod ensemble;
@@ -11,6 +12,7 @@ mod props;
 mod script;
 mod scripts;
 mod session;
+mod slurm;
 mod stats;
 mod store;
 mod train;
