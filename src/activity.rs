@@ -12,7 +12,7 @@ fn current() -> &'static Mutex<Option<Value>> {
 /// A run of `label` with key `key` starts (or, with `None`, the last one ended).
 pub fn run(run: Option<(&str, &str)>) {
     if let Ok(mut c) = current().lock() {
-        *c = run.map(|(key, label)| json!({ "key": key, "label": label, "started": crate::log::utc_now(), "epoch": 0 }));
+        *c = run.map(|(key, label)| json!({ "key": key, "label": label, "started": crate::log::utc_now(), "started_unix": crate::cluster::unix_now(), "epoch": 0 }));
     }
 }
 

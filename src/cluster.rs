@@ -260,6 +260,21 @@ pub struct Status {
     pub slurm: Value,
 }
 
+/// Seconds left in a shard: its unfinished estimated cost, less the part of the run in
+/// progress already done, at the pace of that run so far (its seconds per estimated
+/// FLOP) or else of the finished runs (`rate`).
+fn eta(current: &Value, runs: &[&PlanEntry], remaining_cost: f64, rate: Option<f64>, now: f64) -> Option<f64> {
+    let in_progress = current["key"].as_str().and_then(|k| runs.iter().find(|e| e.run.key == k));
+    if let (Some(e), Some(done), Some(of), Some(t0)) = (in_progress, current["epoch"].as_f64(), current["epochs"].as_f64(), current["started_unix"].as_f64()) {
+        let done_cost = e.run.cost * done / of.max(1.0);
+        if done_cost > 0.0 {
+            let pace = (now - t0).max(0.0) / done_cost;
+            return Some((remaining_cost - done_cost).max(0.0) * pace);
+        }
+    }
+    rate.map(|r| r * remaining_cost)
+}
+
 /// A heartbeat older than this marks a running process as lost.
 pub fn lost_after_secs() -> f64 {
     let beat = std::env::var("SPARSELAB_HEARTBEAT_SECS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(crate::script::HEARTBEAT_SECS as f64);
@@ -325,7 +340,8 @@ impl Status {
                     Some(_) => "interrupted",
                 }
             };
-            let eta_secs = if finished == runs.len() { Some(0.0) } else { rate.map(|r| r * remaining_cost) };
+            let current = if state == "running" { latest.map(|m| m["current"].clone()).unwrap_or(Value::Null) } else { Value::Null };
+            let eta_secs = if finished == runs.len() { Some(0.0) } else { eta(&current, &runs, remaining_cost, rate, now) };
             per_shard.push(ShardStatus {
                 shard: k,
                 expected: runs.len(),
@@ -334,7 +350,7 @@ impl Status {
                 cost,
                 remaining_cost,
                 state: state.into(),
-                current: if state == "running" { latest.map(|m| m["current"].clone()).unwrap_or(Value::Null) } else { Value::Null },
+                current,
                 heartbeat_age,
                 process: latest.map(|m| json!({ "node": m["node"], "pid": m["pid"], "slurm": m.get("slurm") })).unwrap_or(Value::Null),
                 eta_secs,
@@ -541,6 +557,12 @@ pub fn submit(opts: &SubmitOptions) -> Result<Submission> {
     let mut tasks: Vec<u64> = plan.runs.iter().filter(|e| !finished(&e.run.key)).map(|e| e.shard).collect();
     tasks.sort_unstable();
     tasks.dedup();
+    // A shard whose process is still running (a live heartbeat) is not submitted twice.
+    let running: Vec<u64> = Status::of(&out)?.per_shard.iter().filter(|s| s.state == "running").map(|s| s.shard).collect();
+    if !running.is_empty() {
+        crate::log::line(&format!("shard(s) {running:?} are running now (live heartbeat): not resubmitted"));
+        tasks.retain(|t| !running.contains(t));
+    }
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
     let slurm_dir = out.join("slurm");
     std::fs::create_dir_all(&slurm_dir).map_err(|e| Error::io(&slurm_dir, e))?;
@@ -605,9 +627,18 @@ pub fn submit(opts: &SubmitOptions) -> Result<Submission> {
         args.push(sub.array_script.display().to_string());
         sub.array_job = Some(sbatch(&args)?);
     }
+    // The merge waits for the new array (afterok) and for tasks of the last submission
+    // still running (afterany: they may end by a time limit; the merge then trains the rest).
+    let previous: Option<String> = std::fs::read_to_string(out.join(SUBMIT_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
+        .and_then(|h| h.last().and_then(|l| l["array_job"].as_str().map(str::to_string)))
+        .filter(|_| !running.is_empty());
+    let mut deps: Vec<String> = sub.array_job.iter().map(|j| format!("afterok:{j}")).collect();
+    deps.extend(previous.iter().map(|j| format!("afterany:{j}")));
     let mut args = vec!["--parsable".to_string()];
-    if let Some(j) = &sub.array_job {
-        args.extend([format!("--dependency=afterok:{j}"), "--kill-on-invalid-dep=yes".to_string()]);
+    if !deps.is_empty() {
+        args.extend([format!("--dependency={}", deps.join(",")), "--kill-on-invalid-dep=yes".to_string()]);
     }
     args.extend(opts.sbatch_args.iter().cloned());
     args.push(sub.merge_script.display().to_string());

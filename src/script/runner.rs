@@ -346,10 +346,17 @@ impl Heartbeat {
         let (m, d) = (manifest.clone(), dir.clone());
         let secs = std::env::var("SPARSELAB_HEARTBEAT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(HEARTBEAT_SECS);
         let thread = std::thread::spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+            // Every `secs`, and within a second of a run starting or ending.
+            let (mut last, mut shown) = (std::time::Instant::now(), serde_json::Value::Null);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                let now = crate::activity::snapshot();
+                if last.elapsed().as_secs() < secs && now["key"] == shown["key"] {
+                    continue;
+                }
+                (last, shown) = (std::time::Instant::now(), now.clone());
                 if let Ok(mut m) = m.lock() {
                     beat(&mut m.0);
-                    m.0.insert("current".into(), crate::activity::snapshot());
+                    m.0.insert("current".into(), now);
                     if let Err(e) = m.write(&d) {
                         crate::log::line(&format!("warning: heartbeat: {e}"));
                     }
