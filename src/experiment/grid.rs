@@ -166,7 +166,9 @@ pub fn grid_runs_frame(cells: &[GridCell]) -> Result<Frame> {
         .map(|c| {
             let f = c.result.runs_frame()?;
             let (o, r, a, lr) = &c.config;
-            f.sql(&format!("select '{o}' as optimizer, '{r}' as regularization, '{a}' as activation, {lr} as lr, * from self"))
+            // Built as columns, not SQL literals: any lr (1e300, 2^63) stays a float.
+            let n = f.height();
+            FrameBuilder::new().str("optimizer", vec![o.clone(); n]).str("regularization", vec![r.clone(); n]).str("activation", vec![a.clone(); n]).f64("lr", vec![*lr; n]).build()?.hstack(&f)
         })
         .collect::<Result<Vec<_>>>()?;
     Frame::vstack_relaxed(&frames)
