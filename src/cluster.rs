@@ -289,19 +289,7 @@ impl Status {
     pub fn of(dir: &Path) -> Result<Status> {
         let plan = Plan::read(dir)?
             .ok_or_else(|| Error::data(dir, format!("has no {PLAN_FILE}: `sparselab submit FILE.rhai --out {} --shards N` writes it (`--dry-run` writes it without submitting)", dir.display())))?;
-        let store_dir = dir.join("store");
-        let mut done: HashMap<String, (bool, f64)> = HashMap::new();
-        if store_dir.is_dir() {
-            let frame = crate::results::Store::open(&store_dir)?.frame()?;
-            if frame.height() > 0 {
-                let keys = frame.str_column("key")?;
-                let diverged: Vec<bool> = frame.f64_column("diverged").map(|d| d.iter().map(|x| *x == 1.0).collect()).unwrap_or_else(|_| vec![false; keys.len()]);
-                let seconds = frame.f64_column("seconds").unwrap_or_else(|_| vec![0.0; keys.len()]);
-                for ((k, d), s) in keys.into_iter().zip(diverged).zip(seconds) {
-                    done.insert(k, (d, s));
-                }
-            }
-        }
+        let done = finished_records(dir)?;
         // Seconds per estimated FLOP, from the finished runs that have both.
         let (mut secs, mut flops) = (0.0, 0.0);
         for e in &plan.runs {
@@ -381,6 +369,45 @@ impl Status {
     pub fn complete(&self) -> bool {
         self.finished == self.expected
     }
+}
+
+/// The status cache in a run directory: per record file, its mtime, diverged and seconds.
+const STATUS_CACHE: &str = ".status-cache.json";
+
+/// Every finished record of `dir`'s store by key: (diverged, seconds). Records are
+/// found by file name; each one's row is read once and kept in `.status-cache.json`
+/// (by file name and mtime), so `status` on a 10,000-run store reads only new records.
+fn finished_records(dir: &Path) -> Result<HashMap<String, (bool, f64)>> {
+    let store = dir.join("store");
+    let mut done = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(&store) else { return Ok(done) };
+    let cache_path = dir.join(STATUS_CACHE);
+    let cache: HashMap<String, (u64, bool, f64)> = std::fs::read_to_string(&cache_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let mut fresh: HashMap<String, (u64, bool, f64)> = HashMap::new();
+    let mut changed = false;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(key) = name.strip_suffix(".parquet").filter(|_| !name.starts_with('.')) else { continue };
+        let mtime = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+        let row = match cache.get(key) {
+            Some(c) if c.0 == mtime => *c,
+            _ => {
+                changed = true;
+                let f = crate::results::Frame::read_parquet(&e.path())?;
+                let diverged = f.f64_column("diverged").ok().and_then(|d| d.first().copied()).is_some_and(|x| x == 1.0);
+                let seconds = f.f64_column("seconds").ok().and_then(|d| d.first().copied()).unwrap_or(f64::NAN);
+                (mtime, diverged, seconds)
+            }
+        };
+        done.insert(key.to_string(), (row.1, row.2));
+        fresh.insert(key.to_string(), row);
+    }
+    if changed || fresh.len() != cache.len() {
+        let text = serde_json::to_string(&fresh).unwrap_or_default();
+        // A read-only run directory (a colleague's) only loses the cache.
+        let _ = crate::results::write_durably(dir, STATUS_CACHE, |p| std::fs::write(p, &text).map_err(|e| Error::io(p, e)));
+    }
+    Ok(done)
 }
 
 /// `1h 02m`, `3m 20s`, `12s`.
