@@ -378,7 +378,11 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
         tensors.extend(opt);
         tensors.push(("acc.loss".into(), sums.0.shallow_clone()));
         tensors.push(("acc.correct".into(), sums.1.shallow_clone()));
-        checkpoint::save(path, &meta, &tensors)
+        // A checkpoint that cannot be written (a full disk) costs resumability, not the run.
+        if let Err(e) = checkpoint::save(path, &meta, &tensors) {
+            crate::log::line(&format!("warning: checkpoint not written: {e}"));
+        }
+        Ok(())
     };
     'epochs: for epoch in first_epoch..cfg.epochs {
         let t0 = Instant::now();
