@@ -184,12 +184,18 @@ impl Store {
         format!("{:x}", Sha256::digest(canonical.as_bytes()))[..32].to_string()
     }
 
+    /// The shard (0-based, of `n`) a key falls in without a plan: its first 16 hex
+    /// digits mod `n` (`None` for a key that is not hex).
+    pub fn hash_shard(key: &str, n: u64) -> Option<u64> {
+        u64::from_str_radix(key.get(..16)?, 16).ok().map(|h| h % n.max(1))
+    }
+
     /// Whether this process's shard owns `key`.
     pub fn owns(&self, key: &str) -> bool {
         match self.shard {
             None => true,
             Some((k, _)) if self.assignment.as_ref().is_some_and(|a| a.contains_key(key)) => self.assignment.as_ref().and_then(|a| a.get(key)) == Some(&k),
-            Some((k, n)) => u64::from_str_radix(&key[..16], 16).map(|h| h % n == k).unwrap_or(true),
+            Some((k, n)) => Self::hash_shard(key, n).is_none_or(|s| s == k),
         }
     }
 

@@ -14,13 +14,11 @@ const CLUSTER_SWEEP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures
 const CHECKPOINT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/checkpoint.rhai");
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparselab-cluster-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    super::common::fresh_dir("cluster", name)
 }
 
-fn records(store: &Path, ext: &str) -> usize {
-    std::fs::read_dir(store).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(ext) && !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+fn records(dir: &Path, ext: &str) -> usize {
+    super::common::count_files(dir, ext)
 }
 
 /// Every record's result, without wall-clock fields, sorted: what must agree between

@@ -46,3 +46,15 @@ pub fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A fresh directory `sparselab-<area>-<name>-<pid>` under the temp dir.
+pub fn fresh_dir(area: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sparselab-{area}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Files in `dir` whose names end in `ext`, temp files (dot names) left out.
+pub fn count_files(dir: &std::path::Path, ext: &str) -> usize {
+    std::fs::read_dir(dir).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(ext) && !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+}

@@ -8,13 +8,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_sparselab");
 const SWEEP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sweep.rhai");
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparselab-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    super::common::fresh_dir("store", name)
 }
 
-fn records(store: &Path, ext: &str) -> usize {
-    std::fs::read_dir(store).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(ext) && !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+fn records(dir: &Path, ext: &str) -> usize {
+    super::common::count_files(dir, ext)
 }
 
 fn run(out: &Path, extra: &[&str]) -> std::process::Output {
