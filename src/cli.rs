@@ -26,6 +26,17 @@ pub fn info() -> String {
     let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
     let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
     let _ = writeln!(s, "cpu       {}: the compact kernels' clone that runs here", cpu_level());
+    let _ = writeln!(
+        s,
+        "repro     SPARSELAB_REPRODUCIBLE={} (MKL {}, ATen {}; {})",
+        crate::repro::mode(),
+        crate::repro::mkl_branch(),
+        std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_else(|_| "auto".into()),
+        if crate::repro::mode() == "off" { "results depend on the CPU and thread count" } else { "docs/reproducibility.md says what is guaranteed" }
+    );
+    if let Some(d) = crate::data::hash_cache_dir() {
+        let _ = writeln!(s, "hashes    data-file SHA-256 cached in {}", d.join("data-hashes.json").display());
+    }
     let _ = writeln!(s, "data      searched in order (bundled Fashion-MNIST subset is the fallback):");
     for name in DATASETS.iter().filter(|n| **n != "synthetic") {
         for d in search_path(name, None) {

@@ -31,10 +31,12 @@ mod nan_safe;
 pub mod notebook;
 pub mod plot;
 pub mod registry;
+pub mod repro;
 pub mod results;
 pub mod rng;
 pub mod script;
 pub mod search;
+pub mod share;
 pub mod stats;
 pub mod train;
 

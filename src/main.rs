@@ -48,6 +48,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rerun stored runs (all, or --sample N of them) from the script their manifest
+    /// recorded and report each as identical, within tolerance or different, with what
+    /// differs between the record's environment and this machine (exit code 0 when all
+    /// reproduced, 3 when not). Nothing in the directory changes.
+    Verify {
+        /// The run directory (--out of run, or an unpacked study).
+        dir: PathBuf,
+        /// Rerun only this many records, drawn with --seed.
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// Seed of the sample's draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Largest difference (relative to max(1, |recorded|)) still "within tolerance".
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pack a run directory into one archive for a colleague: the script, the modules
+    /// it imports, its --set values, the manifests and the store, with SHA-256 of each.
+    Pack {
+        /// The run directory.
+        dir: PathBuf,
+        /// The archive (default <dir name>.sparselab.tar.gz beside the directory).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Leave the runs' weights out (runs whose trained model is used again then
+        /// train again on rerun).
+        #[arg(long)]
+        no_weights: bool,
+    },
+    /// Unpack a study made by `pack` into a run directory, checking every file's hash;
+    /// then `sparselab run DIR/<script> --out DIR` reuses every record and `verify DIR`
+    /// checks them.
+    Unpack {
+        /// The archive.
+        file: PathBuf,
+        /// The directory to create (default: the archive's name without .tar.gz).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Parse and validate a script: every call runs on one batch, nothing is written.
     Check {
         /// The script.
@@ -143,6 +186,19 @@ enum KernelAction {
 }
 
 fn main() -> ExitCode {
+    // `sparselab ... | head` ends quietly, as other command-line tools do, instead of
+    // panicking on the closed pipe.
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    // SAFETY: SIGPIPE (13) back to its default action, before any thread starts.
+    unsafe {
+        signal(13, 0);
+    }
+    // Before libtorch or MKL computes anything (and before any thread starts).
+    if let Some(w) = sparselab::repro::init() {
+        eprintln!("warning: {w}");
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -200,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Repl => sparselab::kernel::repl()?,
         Command::Run { file, sets, out, fresh, shard, checkpoint_every } => {
-            match run_file(&file, &RunOptions { sets, out_dir: out, validate_only: false, fresh, shard: shard.as_deref().map(parse_shard).transpose()?, checkpoint_every })? {
+            match run_file(&file, &RunOptions { sets, out_dir: out, fresh, shard: shard.as_deref().map(parse_shard).transpose()?, checkpoint_every, ..Default::default() })? {
                 Ok(o) => eprintln!("run directory: {} (manifest.json inside)", o.out_dir.display()),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -252,6 +308,39 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{st}");
             }
             return Ok(if st.complete() { 0 } else { 3 });
+        }
+        Command::Verify { dir, sample, seed, tolerance, json } => {
+            let report = sparselab::share::verify(&dir, &sparselab::share::VerifyOptions { sample, seed, tolerance })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            return Ok(if report.reproduced() { 0 } else { 3 });
+        }
+        Command::Pack { dir, out, no_weights } => {
+            let name = dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string())).unwrap_or_else(|| "study".into());
+            let out = out.unwrap_or_else(|| dir.parent().unwrap_or(std::path::Path::new(".")).join(format!("{name}.sparselab.tar.gz")));
+            let p = sparselab::share::pack(&dir, &out, &sparselab::share::PackOptions { weights: !no_weights })?;
+            println!(
+                "packed {} records ({} with weights), {} files, {:.1} MB uncompressed, modules {:?} into {} ({:.1} MB)",
+                p.records,
+                p.weights,
+                p.files,
+                p.bytes as f64 / 1e6,
+                p.modules,
+                p.file.display(),
+                std::fs::metadata(&p.file).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
+            );
+        }
+        Command::Unpack { file, out } => {
+            let u = sparselab::share::unpack(&file, out.as_deref())?;
+            println!("unpacked {} files ({} records), every hash checked, into {}", u.files, u.records, u.dir.display());
+            if !u.sets.is_empty() {
+                println!("it was run with --set {} (already applied in {})", u.sets.join(" --set "), u.script.display());
+            }
+            println!("rerun it (every record is reused): sparselab run {} --out {}", u.script.display(), u.dir.display());
+            println!("check it on this machine:          sparselab verify {}", u.dir.display());
         }
         Command::Check { file, sets } => match check_file(&file, &sets)? {
             Ok(_) => eprintln!("{}: ok", file.display()),

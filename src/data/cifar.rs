@@ -23,9 +23,11 @@ fn read_records(dir: &Path, files: &[String], label_bytes: usize, label_at: usiz
     let record = label_bytes + PIXELS;
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
+    let mut read = Vec::new();
     for f in files {
         let path = dir.join(f);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let (bytes, file) = super::files::read(&path)?;
+        read.push(file);
         if bytes.is_empty() || bytes.len() % record != 0 {
             return Err(Error::data(&path, format!("size {} is not a positive multiple of the {record}-byte record", bytes.len())));
         }
@@ -38,7 +40,7 @@ fn read_records(dir: &Path, files: &[String], label_bytes: usize, label_at: usiz
             pixels.extend_from_slice(&rec[label_bytes..]);
         }
     }
-    Ok(Raw { pixels, labels, shape: [3, 32, 32] })
+    Ok(Raw { pixels, labels, shape: [3, 32, 32], files: read })
 }
 
 #[cfg(test)]

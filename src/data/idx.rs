@@ -1,5 +1,5 @@
 //! IDX reader (MNIST, Fashion-MNIST), gzipped or raw.
-use super::Raw;
+use super::{DataFile, Raw};
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,9 +9,11 @@ const LABELS_MAGIC: u32 = 0x0000_0801; // ubyte, 1 dim
 
 /// Reads `<prefix>-images-idx3-ubyte[.gz]` and `<prefix>-labels-idx1-ubyte[.gz]` in `dir`.
 pub(crate) fn read_split(dir: &Path, prefix: &str, classes: usize) -> Result<Raw> {
-    let (img_path, img) = read_maybe_gz(dir, &format!("{prefix}-images-idx3-ubyte"))?;
-    let (lab_path, lab) = read_maybe_gz(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    parse(&img_path, &img, &lab_path, &lab, classes)
+    let (img_path, img, img_file) = read_maybe_gz(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let (lab_path, lab, lab_file) = read_maybe_gz(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let mut raw = parse(&img_path, &img, &lab_path, &lab, classes)?;
+    raw.files = vec![img_file, lab_file];
+    Ok(raw)
 }
 
 /// Parses IDX image and label bytes; errors name the file and what was wrong.
@@ -45,19 +47,19 @@ pub(crate) fn parse(img_path: &Path, img: &[u8], lab_path: &Path, lab: &[u8], cl
     if let Some((i, v)) = labels.iter().enumerate().find(|(_, &v)| v as usize >= classes) {
         return Err(Error::data(lab_path, format!("label {v} at index {i} out of range 0..{classes}")));
     }
-    Ok(Raw { pixels: img[16..need].to_vec(), labels, shape: [1, rows as i64, cols as i64] })
+    Ok(Raw { pixels: img[16..need].to_vec(), labels, shape: [1, rows as i64, cols as i64], files: Vec::new() })
 }
 
-/// Reads `dir/name.gz` or `dir/name`, gunzipping the former.
-pub(crate) fn read_maybe_gz(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
+/// Reads `dir/name.gz` or `dir/name`, gunzipping the former; with the file's identity.
+pub(crate) fn read_maybe_gz(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>, DataFile)> {
     let gz = dir.join(format!("{name}.gz"));
     let raw = dir.join(name);
     if gz.is_file() {
-        let bytes = std::fs::read(&gz).map_err(|e| Error::io(&gz, e))?;
-        Ok((gz.clone(), gunzip(&gz, &bytes)?))
+        let (bytes, file) = super::files::read(&gz)?;
+        Ok((gz.clone(), gunzip(&gz, &bytes)?, file))
     } else if raw.is_file() {
-        let bytes = std::fs::read(&raw).map_err(|e| Error::io(&raw, e))?;
-        Ok((raw, bytes))
+        let (bytes, file) = super::files::read(&raw)?;
+        Ok((raw, bytes, file))
     } else {
         Err(Error::data(raw, "missing (looked for it with and without .gz)"))
     }

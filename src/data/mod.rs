@@ -9,10 +9,12 @@
 //! ```
 mod augment;
 mod cifar;
+mod files;
 mod idx;
 mod synthetic;
 
 pub use augment::{augment_draws, crop_flip};
+pub use files::{cache_dir as hash_cache_dir, is_cached as hash_is_cached, sha256_hex, DataFile, DataFileConst, BUNDLED};
 pub use synthetic::SyntheticConfig;
 
 use crate::error::{Error, Result};
@@ -30,6 +32,8 @@ pub(crate) struct Raw {
     pixels: Vec<u8>,
     labels: Vec<i64>,
     shape: [i64; 3],
+    /// The files read, with their hashes.
+    files: Vec<DataFile>,
 }
 
 /// Which files to use.
@@ -133,6 +137,9 @@ pub struct Dataset {
     pub shape: [i64; 3],
     /// Per-channel mean and std used for standardisation (of pixels in [0, 1]).
     pub norm: Vec<(f64, f64)>,
+    /// The files it was read from with their SHA-256, by name (none for `synthetic`;
+    /// the bundled subset's are fixed, [`BUNDLED`]). Part of every run's identity.
+    pub files: Vec<DataFile>,
 }
 
 impl Dataset {
@@ -293,7 +300,12 @@ fn bundled(name: &str) -> Result<(Raw, Raw, String)> {
             (Path::new(concat!("bundled/", $f)), &include_bytes!(concat!("../../data/fashion-mnist-subset/", $f))[..])
         };
     }
-    let split = |(ip, ib): (&Path, &[u8]), (lp, lb): (&Path, &[u8])| -> Result<Raw> { idx::parse(ip, &idx::gunzip(ip, ib)?, lp, &idx::gunzip(lp, lb)?, 10) };
+    let file = |name: &str| BUNDLED.iter().find(|f| f.file == name).map(|f| f.to_file());
+    let split = |(ip, ib): (&Path, &[u8]), (lp, lb): (&Path, &[u8])| -> Result<Raw> {
+        let mut raw = idx::parse(ip, &idx::gunzip(ip, ib)?, lp, &idx::gunzip(lp, lb)?, 10)?;
+        raw.files = [ip, lp].iter().filter_map(|p| file(&p.file_name()?.to_string_lossy())).collect();
+        Ok(raw)
+    };
     let train = split(file!("train-images-idx3-ubyte.gz"), file!("train-labels-idx1-ubyte.gz"))?;
     let test = split(file!("t10k-images-idx3-ubyte.gz"), file!("t10k-labels-idx1-ubyte.gz"))?;
     Ok((train, test, "bundled".to_string()))
@@ -310,6 +322,9 @@ fn standardise(name: &str, source: String, train: Raw, test: Raw, classes: usize
         Tensor::from_slice(&r.pixels).view([n, shape[0], shape[1], shape[2]]).to_kind(Kind::Float) / 255.0
     };
     let (mut xtr, mut xte) = (to_x(&train), to_x(&test));
+    let mut files: Vec<DataFile> = train.files.iter().chain(&test.files).cloned().collect();
+    files.sort_by(|a, b| a.file.cmp(&b.file));
+    files.dedup();
     let c = shape[0];
     let per_channel = xtr.transpose(0, 1).reshape([c, -1]).to_kind(Kind::Double);
     let mean = per_channel.mean_dim(1, false, Kind::Double);
@@ -319,5 +334,14 @@ fn standardise(name: &str, source: String, train: Raw, test: Raw, classes: usize
     let s = Tensor::from_slice(&norm.iter().map(|p| p.1 as f32).collect::<Vec<_>>()).view([1, c, 1, 1]);
     xtr = (xtr - &m) / &s;
     xte = (xte - &m) / &s;
-    Ok(Dataset { name: name.to_string(), source, train: Split { x: xtr, y: Tensor::from_slice(&train.labels) }, test: Split { x: xte, y: Tensor::from_slice(&test.labels) }, classes, shape, norm })
+    Ok(Dataset {
+        name: name.to_string(),
+        source,
+        train: Split { x: xtr, y: Tensor::from_slice(&train.labels) },
+        test: Split { x: xte, y: Tensor::from_slice(&test.labels) },
+        classes,
+        shape,
+        norm,
+        files,
+    })
 }

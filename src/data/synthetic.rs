@@ -75,7 +75,7 @@ pub(crate) fn generate(cfg: &SyntheticConfig) -> (Raw, Raw) {
             labels.push(c as i64);
             pixels.extend(centres[c].iter().map(|m| ((m + noise.sample(&mut rng)).clamp(0.0, 1.0) * 255.0).round() as u8));
         }
-        Raw { pixels, labels, shape: cfg.shape }
+        Raw { pixels, labels, shape: cfg.shape, files: Vec::new() }
     };
     let train = make(cfg.train);
     let test = make(cfg.test);

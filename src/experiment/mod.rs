@@ -9,6 +9,7 @@ mod prune;
 mod sc_sdc;
 mod session;
 mod snas;
+mod verify;
 
 pub use correlation::{correlation_chart, gradflow_correlation, MEASURES};
 pub use grid::{grid_configs, grid_frame, grid_runs_frame, pvalue_table, regularization, sc_sdc_grid, GridAxes, GridCell, Regularization};
@@ -18,3 +19,4 @@ pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCO
 pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
 pub use session::{PlannedRun, RunSpec, Session};
 pub use snas::{snas, Budget, Objective, SnasBaseline, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};
+pub use verify::{environment_differences, Outcome, Verdict, Verifier};

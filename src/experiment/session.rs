@@ -91,6 +91,8 @@ pub struct Session {
     skipped: std::sync::atomic::AtomicUsize,
     seeds: Mutex<BTreeSet<u64>>,
     devices: Mutex<BTreeSet<String>>,
+    datasets: Mutex<Vec<Value>>,
+    verify: Option<std::sync::Arc<super::Verifier>>,
 }
 
 impl Default for Session {
@@ -102,7 +104,17 @@ impl Default for Session {
 impl Session {
     /// Every run trains and nothing is written.
     pub fn new() -> Self {
-        Session { store: None, check: false, plan: None, trained: Default::default(), skipped: Default::default(), seeds: Default::default(), devices: Default::default() }
+        Session {
+            store: None,
+            check: false,
+            plan: None,
+            trained: Default::default(),
+            skipped: Default::default(),
+            seeds: Default::default(),
+            devices: Default::default(),
+            datasets: Default::default(),
+            verify: None,
+        }
     }
 
     /// A planning pass (`sparselab submit`, `status`): every run is listed with its
@@ -167,6 +179,16 @@ impl Session {
         Session { store: Some(store), ..Session::new() }
     }
 
+    /// `sparselab verify`: the keys `verifier` wants are trained again although stored
+    /// and compared with their records; every other record is reused as usual; nothing
+    /// is written (no records, weights or checkpoints).
+    pub fn verifying(mut store: Store, verifier: std::sync::Arc<super::Verifier>) -> Self {
+        store.checkpoints = None;
+        store.fresh = false;
+        store.shard = None;
+        Session { store: Some(store), verify: Some(verifier), ..Session::new() }
+    }
+
     /// `sparselab check`: every call validates all its options and runs one epoch on
     /// one batch (training and evaluation), reading and writing no store.
     pub fn checking() -> Self {
@@ -216,18 +238,53 @@ impl Session {
         (TrainConfig { epochs: cfg.epochs.min(1), progress: false, ..cfg.clone() }, first(train), first(eval))
     }
 
+    /// The data identities the runs so far used (for the manifest): name, source,
+    /// sizes and each file's SHA-256.
+    pub fn datasets(&self) -> Vec<Value> {
+        self.datasets.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
     /// Reuse, train or skip the run with `spec` (`check` and store-less sessions train).
+    /// A run to train on data files the store's runs did not use says, once per data
+    /// identity, which files differ from theirs.
     ///
     /// # Errors
     /// An unreadable record.
     pub fn lookup(&self, spec: &RunSpec) -> Result<Lookup> {
+        let first = self
+            .datasets
+            .lock()
+            .map(|mut d| {
+                if d.contains(&spec.data) {
+                    false
+                } else {
+                    d.push(spec.data.clone());
+                    true
+                }
+            })
+            .unwrap_or(false);
+        if let Some(v) = self.verify.as_ref().filter(|_| first) {
+            v.note_data(&spec.data);
+        }
         if self.plan.is_some() {
             return Ok(Lookup::OtherShard);
         }
-        match self.store() {
-            Some(s) => s.lookup(&spec.json()),
-            None => Ok(Lookup::Train),
+        let Some(store) = self.store() else { return Ok(Lookup::Train) };
+        if self.verify.as_ref().is_some_and(|v| v.wants(&spec.key())) {
+            return Ok(Lookup::Train);
         }
+        let found = store.lookup(&spec.json())?;
+        if first && matches!(found, Lookup::Train) {
+            let differences = crate::results::data_differences(&spec.data, &store.data_identities());
+            if !differences.is_empty() {
+                crate::log::line(&format!(
+                    "warning: {} here is not the data the store's runs were trained on; its runs get new keys (the store's records are not reused):\n  {}",
+                    spec.data["name"].as_str().unwrap_or("the dataset"),
+                    differences.join("\n  ")
+                ));
+            }
+        }
+        Ok(found)
     }
 
     /// Notes a finished run for the manifest and, unless interrupted or checking,
@@ -247,6 +304,13 @@ impl Session {
         }
         let json = spec.json();
         let key = Store::key(&json);
+        if let Some(v) = &self.verify {
+            if v.wants(&key) {
+                let record = store.record(&key)?;
+                v.compare(&key, &json, &serde_json::to_value(run).unwrap_or_default(), record.as_ref(), &run.device);
+            }
+            return Ok(None);
+        }
         if let Some(m) = weights {
             store.atomic_write(&format!("{key}.safetensors"), |p| m.save(p))?;
         }
@@ -447,14 +511,16 @@ mod tests {
     use super::*;
     use crate::model::MlpConfig;
 
-    /// One fixed spec: the report's MLP trained with the default settings. Its
-    /// canonical JSON and key are pinned, so a change in what a config serialises
-    /// (a renamed field, a new default) cannot silently re-key every stored run. The
-    /// key was computed independently of Rust:
+    /// One fixed spec: the report's MLP trained with the default settings on the
+    /// bundled subset, whose identity ([`dataset_identity`]) names its four files by
+    /// their fixed SHA-256. Its canonical JSON and key are pinned, so a change in what a
+    /// config serialises (a renamed field, a new default) cannot silently re-key every
+    /// stored run. The key was computed independently of Rust:
     /// `python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:32])' "$CANONICAL"`.
     #[test]
     fn the_key_of_a_fixed_spec_is_pinned() {
-        let data = json!({ "name": "fashion-mnist", "source": "files", "train": 60000, "test": 10000, "classes": 10, "shape": [1, 28, 28], "norm": [[0.286, 0.353]] });
+        let bundled = Dataset::load(&crate::data::DatasetConfig::new("fashion-mnist").with_subset(crate::data::Subset::Bundled)).unwrap();
+        let data = dataset_identity(&bundled);
         let model = Lineage::new(json!({ "mlp": MlpConfig::new(784, 10, 4, 788) })).then(Transform::Run { key: "0123456789abcdef0123456789abcdef".into() });
         let spec = RunSpec { kind: "train", data, model, train: train_identity(&TrainConfig::default()), method: Value::Null };
         let canonical = serde_json::to_string(&json!({ "schema": crate::results::SCHEMA_VERSION, "spec": spec.json() })).unwrap();
@@ -462,6 +528,6 @@ mod tests {
         assert_eq!(spec.key(), KEY);
     }
 
-    const CANONICAL: &str = r#"{"schema":2,"spec":{"data":{"classes":10,"name":"fashion-mnist","norm":[[0.286,0.353]],"shape":[1,28,28],"source":"files","test":10000,"train":60000},"kind":"train","model":{"init":{"mlp":{"activation":"relu","batch_norm":false,"bias":true,"classes":10,"densities":{"Uniform":1.0},"depth":4,"dropout":0.0,"fans":null,"input":784,"seed":0,"skip":false,"width":788}},"steps":[{"key":"0123456789abcdef0123456789abcdef","op":"run"}]},"train":{"augment":false,"batch_size":128,"epochs":10,"grad_flow":null,"optimizer":{"alpha":0.99,"betas":[0.9,0.999],"eps":null,"kind":"Sgd","l2":0.0,"lr":0.01,"momentum":null,"weight_decay":0.0},"schedule":"Constant","seed":0}}}"#;
-    const KEY: &str = "632af6b9c6143e041eb194ee90ffcea8";
+    const CANONICAL: &str = r#"{"schema":2,"spec":{"data":{"classes":10,"files":[{"file":"t10k-images-idx3-ubyte.gz","sha256":"1d883f3966f98d7fc5011e0ff22f6e190d3b994ad0583bfd53c4b120eb39f754"},{"file":"t10k-labels-idx1-ubyte.gz","sha256":"4f81dd80fbbee90c38545ee999e120b1c191bf127f0aa516f21ef7e023d316a9"},{"file":"train-images-idx3-ubyte.gz","sha256":"8cdd6eb3db9f71d038db812672f156fd89a164a94f767144b5586d415d3cfa4f"},{"file":"train-labels-idx1-ubyte.gz","sha256":"ad10c5b63cc571a1b1e3466e319c5712cf94438f98643f47a64c2239b56ea625"}],"name":"fashion-mnist","norm":[[0.286914941,0.353779272]],"shape":[1,28,28],"source":"bundled","test":1000,"train":6000},"kind":"train","model":{"init":{"mlp":{"activation":"relu","batch_norm":false,"bias":true,"classes":10,"densities":{"Uniform":1.0},"depth":4,"dropout":0.0,"fans":null,"input":784,"seed":0,"skip":false,"width":788}},"steps":[{"key":"0123456789abcdef0123456789abcdef","op":"run"}]},"train":{"augment":false,"batch_size":128,"epochs":10,"grad_flow":null,"optimizer":{"alpha":0.99,"betas":[0.9,0.999],"eps":null,"kind":"Sgd","l2":0.0,"lr":0.01,"momentum":null,"weight_decay":0.0},"schedule":"Constant","seed":0}}}"#;
+    const KEY: &str = "959c6c3f5e451a2c8436ca5216569c20";
 }

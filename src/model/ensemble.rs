@@ -309,8 +309,11 @@ impl BatchedMlp {
             _ => (Some(v("running_mean")?), Some(v("running_var")?)),
         };
         let flat = z.f_permute([1, 0, 2])?.f_reshape([b, e * f])?;
-        let y =
-            flat.f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode.batch_statistics(), 0.1, 1e-5, true).map_err(|err| Error::Shape(format!("batch norm: {err}")))?;
+        let y = if mode.batch_statistics() && crate::repro::deterministic() {
+            crate::repro::batch_norm_train(&flat, &v("weight")?, &v("bias")?, rm.as_ref().zip(rv.as_ref())).map_err(|err| Error::Shape(format!("batch norm: {err}")))?
+        } else {
+            flat.f_batch_norm(Some(&v("weight")?), Some(&v("bias")?), rm.as_ref(), rv.as_ref(), mode.batch_statistics(), 0.1, 1e-5, true).map_err(|err| Error::Shape(format!("batch norm: {err}")))?
+        };
         Ok(y.f_view([b, e, f])?.f_permute([1, 0, 2])?)
     }
 

@@ -32,6 +32,9 @@ impl BatchNorm {
             Mode::Measure => (None, None),
             _ => (Some(&self.running_mean), Some(&self.running_var)),
         };
+        if mode.batch_statistics() && crate::repro::deterministic() {
+            return crate::repro::batch_norm_train(xs, &self.weight, &self.bias, rm.zip(rv)).map_err(|e| Error::Shape(format!("batch norm: {e}")));
+        }
         xs.f_batch_norm(Some(&self.weight), Some(&self.bias), rm, rv, mode.batch_statistics(), 0.1, 1e-5, true).map_err(|e| Error::Shape(format!("batch norm: {e}")))
     }
 }

@@ -13,7 +13,43 @@ pub fn dataset_identity(d: &Dataset) -> Value {
     let source = if d.source == "bundled" || d.source.starts_with("synthetic") { d.source.clone() } else { "files".to_string() };
     let round = |x: f64| (x * 1e9).round() / 1e9;
     let norm: Vec<[f64; 2]> = d.norm.iter().map(|&(m, s)| [round(m), round(s)]).collect();
-    json!({ "name": d.name, "source": source, "train": d.train.len(), "test": d.test.len(), "classes": d.classes, "shape": d.shape, "norm": norm })
+    let mut v = json!({ "name": d.name, "source": source, "train": d.train.len(), "test": d.test.len(), "classes": d.classes, "shape": d.shape, "norm": norm });
+    if !d.files.is_empty() {
+        v["files"] = Value::Array(d.files.iter().map(|f| json!({ "file": f.file, "sha256": f.sha256 })).collect());
+    }
+    v
+}
+
+/// How the data identity `here` differs from `stored` ones of the same dataset name
+/// (identities recorded in a store): one line per file whose content differs, or that
+/// only one side has. Empty when some stored identity has the same files.
+pub fn data_differences(here: &Value, stored: &[Value]) -> Vec<String> {
+    let files = |v: &Value| -> std::collections::BTreeMap<String, String> {
+        v["files"].as_array().map(|a| a.iter().map(|f| (f["file"].as_str().unwrap_or("").to_string(), f["sha256"].as_str().unwrap_or("").to_string())).collect()).unwrap_or_default()
+    };
+    let mine = files(here);
+    let same_name: Vec<&Value> = stored.iter().filter(|s| s["name"] == here["name"] && s["source"] == here["source"]).collect();
+    if mine.is_empty() || same_name.iter().any(|s| files(s) == mine) {
+        return Vec::new();
+    }
+    let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+    let mut out = Vec::new();
+    for s in same_name {
+        let theirs = files(s);
+        for (f, h) in &mine {
+            match theirs.get(f) {
+                Some(t) if t != h => out.push(format!("{f}: sha256 {} here, {} in the store", short(h), short(t))),
+                None => out.push(format!("{f}: read here, not by the store's runs")),
+                _ => {}
+            }
+        }
+        for f in theirs.keys().filter(|f| !mine.contains_key(*f)) {
+            out.push(format!("{f}: read by the store's runs, not here"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Training settings without device, threads and progress.

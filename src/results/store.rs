@@ -118,6 +118,9 @@ pub(crate) fn remove_abandoned_temps(dir: &Path) {
     }
 }
 
+/// The store's folder of data identities ([`Store::note_data`]).
+pub const DATA_DIR: &str = "data";
+
 /// A store directory plus the policy of this process.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -222,11 +225,37 @@ impl Store {
         Ok(Some(StoredRun { key: key.to_string(), spec: v["spec"].clone(), run }))
     }
 
+    /// The whole stored record of `key` (key, spec, run, written, env) as JSON, if
+    /// complete.
+    ///
+    /// # Errors
+    /// An unreadable record.
+    pub fn record(&self, key: &str) -> Result<Option<Value>> {
+        let (json, parquet) = (self.dir.join(format!("{key}.json")), self.dir.join(format!("{key}.parquet")));
+        if !parquet.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::data(&json, e.to_string()))
+    }
+
+    /// Keys of every complete record (its Parquet row written), sorted.
+    pub fn keys(&self) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".parquet")).filter(|n| !n.starts_with('.')).map(str::to_string))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Writes the record for `spec` (JSON, then the Parquet row that completes it).
     /// `columns` are flat config columns for the summary row (name, value).
     pub fn put(&self, spec: &Value, columns: &[(String, Value)], run: &RunResult) -> Result<String> {
         let key = Self::key(spec);
-        let record = serde_json::json!({ "key": key, "spec": spec, "run": run, "written": crate::log::utc_now() });
+        self.note_data(&spec["data"]);
+        let record = serde_json::json!({ "key": key, "spec": spec, "run": run, "written": crate::log::utc_now(), "env": crate::repro::environment(Some(&run.device)) });
         self.atomic_write(&format!("{key}.json"), |p| std::fs::write(p, serde_json::to_vec(&record).unwrap_or_default()).map_err(|e| Error::io(p, e)))?;
         let mut row = super::FrameBuilder::new().str("key", vec![key.clone()]);
         for (name, v) in columns {
@@ -251,6 +280,35 @@ impl Store {
     /// see a partial file (used for records and for model weights).
     pub fn atomic_write(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
         write_durably(&self.dir, name, write)
+    }
+
+    /// Records that runs were trained on the data identity `data` (one file per
+    /// identity with files, `data/<name>-<hash>.json`; written once, by whichever
+    /// process gets there first, with the same content).
+    pub fn note_data(&self, data: &Value) {
+        if data["files"].as_array().is_none_or(Vec::is_empty) {
+            return;
+        }
+        let dir = self.dir.join(DATA_DIR);
+        let name = format!("{}-{}.json", data["name"].as_str().unwrap_or("data"), &Self::key(data)[..16]);
+        if dir.join(&name).exists() || std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let text = serde_json::to_string_pretty(data).unwrap_or_default();
+        // Only the warning about differing files depends on it.
+        let _ = write_durably(&dir, &name, |p| std::fs::write(p, &text).map_err(|e| Error::io(p, e)));
+    }
+
+    /// The data identities the store's runs were trained on ([`Store::note_data`]).
+    pub fn data_identities(&self) -> Vec<Value> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(DATA_DIR)) else { return Vec::new() };
+        let mut out: Vec<(String, Value)> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| Some((e.file_name().to_string_lossy().to_string(), serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok()?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Where the weights of the run `key` are kept.

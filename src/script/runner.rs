@@ -25,6 +25,13 @@ pub struct RunOptions {
     pub shard: Option<(u64, u64)>,
     /// Checkpoint runs every this many epochs (besides every 5 minutes and on a stop).
     pub checkpoint_every: Option<usize>,
+    /// `sparselab verify`: rerun the keys it wants from the store in `out_dir` and
+    /// compare; the script's own outputs go to a temp dir and nothing is written.
+    pub verify: Option<std::sync::Arc<crate::experiment::Verifier>>,
+    /// The script's text (instead of reading the file; overrides are still applied).
+    pub source: Option<String>,
+    /// Folders searched for imported modules before the script's own folder.
+    pub module_dirs: Vec<PathBuf>,
 }
 
 /// What a finished script left behind.
@@ -48,6 +55,11 @@ impl std::fmt::Display for ScriptError {
 
 /// Adds module resolution: the script's directory first, then the embedded stdlib.
 pub fn add_module_resolvers(engine: &mut Engine, script_dir: &Path) {
+    add_module_resolvers_in(engine, &[], script_dir);
+}
+
+/// [`add_module_resolvers`] with `dirs` searched before the script's directory.
+fn add_module_resolvers_in(engine: &mut Engine, dirs: &[PathBuf], script_dir: &Path) {
     let mut stdlib = StaticModuleResolver::new();
     for (name, src) in STDLIB {
         // A stdlib module that fails is a bug in this binary (tests import each one);
@@ -62,6 +74,9 @@ pub fn add_module_resolvers(engine: &mut Engine, script_dir: &Path) {
         }
     }
     let mut resolvers = ModuleResolversCollection::new();
+    for d in dirs {
+        resolvers.push(FileModuleResolver::new_with_path(d));
+    }
     resolvers.push(FileModuleResolver::new_with_path(script_dir));
     resolvers.push(stdlib);
     engine.set_module_resolver(resolvers);
@@ -95,14 +110,21 @@ pub fn plan_file(path: &Path, sets: &[String]) -> Result<std::result::Result<Vec
 type Ran = std::result::Result<(ScriptOutcome, Vec<crate::experiment::PlannedRun>), ScriptError>;
 
 fn run_script(path: &Path, opts: &RunOptions, plan: bool) -> Result<Ran> {
-    let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let source = match &opts.source {
+        Some(s) => s.clone(),
+        None => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+    };
     let source = apply_overrides(&source, &opts.sets)?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script");
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem));
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let writes = !opts.validate_only && !plan;
+    let writes = !opts.validate_only && !plan && opts.verify.is_none();
+    let scratch = std::env::temp_dir().join(format!("sparselab-verify-{}-{}", std::process::id(), crate::log::utc_now().replace([':', '-'], "")));
     let ctx = if plan {
         Context::planning(&out_dir)
+    } else if let Some(v) = &opts.verify {
+        let store = crate::results::Store::open(out_dir.join("store"))?;
+        std::rc::Rc::new(Context { out_dir: scratch.clone(), session: crate::experiment::Session::verifying(store, v.clone()) })
     } else if opts.validate_only {
         Context::new(&out_dir, true)
     } else {
@@ -126,8 +148,14 @@ fn run_script(path: &Path, opts: &RunOptions, plan: bool) -> Result<Ran> {
         b.write()?;
     }
     let mut eng = engine(ctx.clone());
-    add_module_resolvers(&mut eng, path.parent().unwrap_or(Path::new(".")));
+    add_module_resolvers_in(&mut eng, &opts.module_dirs, path.parent().unwrap_or(Path::new(".")));
     // A planning pass says nothing: its results are all skipped runs.
+    // A verifying pass keeps the training log (stderr) but not the script's prints,
+    // so its report (or --json) is all that reaches stdout.
+    if opts.verify.is_some() {
+        eng.on_print(|_| {});
+        eng.on_debug(|_, _, _| {});
+    }
     let quiet = plan.then(|| {
         eng.on_print(|_| {});
         eng.on_debug(|_, _, _| {});
@@ -179,6 +207,7 @@ fn run_script(path: &Path, opts: &RunOptions, plan: bool) -> Result<Ran> {
         }
     }
     let planned = ctx.session.planned();
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(match result {
         Ok(()) => Ok((ScriptOutcome { out_dir, interrupted }, planned)),
         Err(_) if interrupted => Ok((ScriptOutcome { out_dir, interrupted }, planned)),
@@ -246,6 +275,7 @@ impl Manifest {
         m.insert("git_commit".into(), json!(option_env!("SPARSELAB_GIT_COMMIT").unwrap_or("unknown")));
         m.insert("libtorch".into(), json!(crate::libtorch_version()));
         m.insert("node".into(), json!(crate::results::node_id()));
+        m.insert("environment".into(), crate::repro::environment(None));
         m.insert("pid".into(), json!(std::process::id()));
         m.insert("shard".into(), json!(shard.map(|(k, n)| json!({ "k": k + 1, "n": n }))));
         let slurm: serde_json::Map<String, serde_json::Value> = ["SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_CPUS_PER_TASK"]
@@ -266,6 +296,7 @@ impl Manifest {
         use serde_json::json;
         self.0.insert("seeds".into(), json!(ctx.session.seeds()));
         self.0.insert("devices".into(), json!(ctx.session.devices()));
+        self.0.insert("data".into(), json!(ctx.session.datasets()));
         self.0.insert("trained".into(), json!(ctx.session.trained()));
         self.0.insert("ended".into(), json!(crate::log::utc_now()));
         beat(&mut self.0);

@@ -2,7 +2,6 @@
 use crate::data::Split;
 use crate::error::Result;
 use crate::model::{Mode, Model};
-use tch::Kind;
 
 /// Settings for measuring during training.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -117,10 +116,10 @@ pub fn measure(model: &dyn Model, subset: &Split, epoch: usize) -> Result<GradFl
         let g = l.weight.grad();
         let g = if g.defined() { g } else { l.weight.zeros_like() };
         let masked = &g * l.mask;
-        let l1 = g.abs().sum(Kind::Double).double_value(&[]);
-        let l2sq = g.square().sum(Kind::Double).double_value(&[]);
-        let ml1 = masked.abs().sum(Kind::Double).double_value(&[]);
-        let ml2 = masked.square().sum(Kind::Double).double_value(&[]).sqrt();
+        let l1 = crate::repro::sum_all(&g.abs());
+        let l2sq = crate::repro::sum_all(&g.square());
+        let ml1 = crate::repro::sum_all(&masked.abs());
+        let ml2 = crate::repro::sum_all(&masked.square()).sqrt();
         g1 += l1;
         g2sq += l2sq;
         layers.push(LayerNorms { name: l.name.to_string(), l1, l2: l2sq.sqrt(), masked_l1: ml1, masked_l2: ml2 });

@@ -12,6 +12,7 @@ mod props;
 mod script;
 mod scripts;
 mod session;
+mod sharing;
 mod slurm;
 mod stats;
 mod store;
