@@ -215,13 +215,8 @@ impl Store {
 
     /// The finished record for `key`, if complete.
     pub fn get(&self, key: &str) -> Result<Option<StoredRun>> {
-        let (json, parquet) = (self.dir.join(format!("{key}.json")), self.dir.join(format!("{key}.parquet")));
-        if !parquet.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::data(&json, e.to_string()))?;
-        let run: RunResult = serde_json::from_value(v["run"].clone()).map_err(|e| Error::data(&json, e.to_string()))?;
+        let Some(v) = self.record(key)? else { return Ok(None) };
+        let run: RunResult = serde_json::from_value(v["run"].clone()).map_err(|e| Error::data(self.dir.join(format!("{key}.json")), e.to_string()))?;
         Ok(Some(StoredRun { key: key.to_string(), spec: v["spec"].clone(), run }))
     }
 

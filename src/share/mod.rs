@@ -131,7 +131,7 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport> {
     if opts.sample == Some(0) {
         return Err(Error::config("--sample", "0 must be at least 1 (leave it out to rerun every record)"));
     }
-    if !(opts.tolerance >= 0.0) {
+    if opts.tolerance.is_nan() || opts.tolerance < 0.0 {
         return Err(Error::config("--tolerance", format!("{} must be >= 0", opts.tolerance)));
     }
     let manifest = manifest_of(dir)?;
