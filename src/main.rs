@@ -332,6 +332,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 p.file.display(),
                 std::fs::metadata(&p.file).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
             );
+            for w in &p.warnings {
+                eprintln!("warning: {w}");
+            }
         }
         Command::Unpack { file, out } => {
             let u = sparselab::share::unpack(&file, out.as_deref())?;

@@ -289,6 +289,15 @@ impl Manifest {
         beat(&mut m);
         m.insert("status".into(), json!("running"));
         m.insert("script_text".into(), json!(source));
+        // The modules it imports as found now (a module that is missing fails the run
+        // itself, with its own message).
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let modules: Vec<serde_json::Value> = crate::share::modules(source, dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, text)| json!({ "name": name, "sha256": format!("{:x}", Sha256::digest(text.as_bytes())), "from": if dir.join(format!("{name}.rhai")).is_file() { "script folder" } else { "stdlib" } }))
+            .collect();
+        m.insert("modules".into(), json!(modules));
         Manifest(m)
     }
 

@@ -12,6 +12,7 @@
 //! ```
 mod pack;
 
+pub(crate) use pack::modules;
 pub use pack::{pack, unpack, PackOptions, Packed, Unpacked, PACK_INDEX};
 
 use crate::error::{Error, Result};

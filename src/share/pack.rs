@@ -53,6 +53,8 @@ pub struct Packed {
     pub weights: usize,
     /// The modules the script imported.
     pub modules: Vec<String>,
+    /// Modules whose text now differs from what the run used (by the manifest's hashes).
+    pub warnings: Vec<String>,
 }
 
 /// An unpacked study.
@@ -83,7 +85,16 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> Result<Packed> {
     let script_dir = script_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut entries: Vec<(String, Vec<u8>)> = vec![(script_name.clone(), text.as_bytes().to_vec())];
     let modules = modules(text, &script_dir)?;
+    let mut warnings = Vec::new();
     for (name, body) in &modules {
+        let used = manifest["modules"].as_array().and_then(|a| a.iter().find(|m| m["name"] == name.as_str())).and_then(|m| m["sha256"].as_str());
+        if let Some(h) = used.filter(|h| *h != sha256_hex(body.as_bytes())) {
+            warnings.push(format!(
+                "module {name}: the text packed (sha256 {}) is not the text the run used ({}): records made with the old text may not reproduce",
+                &sha256_hex(body.as_bytes())[..12],
+                &h[..h.len().min(12)]
+            ));
+        }
         if format!("{name}.rhai") == script_name {
             return Err(Error::config("pack", format!("module {name:?} has the script's own file name {script_name}")));
         }
@@ -158,12 +169,12 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> Result<Packed> {
         let gz = tar.into_inner().map_err(io)?;
         gz.finish().map_err(io)?.flush().map_err(io)
     })?;
-    Ok(Packed { file: out.to_path_buf(), files: entries.len(), bytes, records, weights, modules: modules.into_iter().map(|(n, _)| n).collect() })
+    Ok(Packed { file: out.to_path_buf(), files: entries.len(), bytes, records, weights, modules: modules.into_iter().map(|(n, _)| n).collect(), warnings })
 }
 
 /// The modules `text` imports, with their text, recursively: a module found beside the
 /// script is the script's own; otherwise the stdlib's as this binary has it.
-fn modules(text: &str, script_dir: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn modules(text: &str, script_dir: &Path) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut todo: Vec<String> = imports(text);
     while let Some(name) = todo.pop() {

@@ -167,6 +167,13 @@ fn a_packed_study_reruns_elsewhere_with_every_record_reused() {
     let (code, out, err) = sl(&dir, &["pack", "runs/small", "-o", "small.tar.gz"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("packed 2 records (2 with weights)") && out.contains("[\"helpers\", \"report\"]"), "{out}");
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("runs/small/manifest.json")).unwrap()).unwrap();
+    let from: Vec<(&str, &str)> = manifest["modules"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m["from"].as_str().unwrap())).collect();
+    assert_eq!(from, vec![("helpers", "script folder"), ("report", "stdlib")]);
+    // A module edited after the run is packed as it is now, with a warning.
+    std::fs::write(dir.join("helpers.rhai"), "fn width(i) { 8 + 4 * i } // edited\n").unwrap();
+    let (code, _, err) = sl(&dir, &["pack", "runs/small", "-o", "edited.tar.gz"], &[]);
+    assert!(code == 0 && err.contains("module helpers: the text packed"), "{err}");
 
     let there = tmp("pack-there");
     std::fs::rename(dir.join("d"), there.join("d")).unwrap();
