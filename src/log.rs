@@ -34,6 +34,66 @@ pub fn line(msg: &str) {
     }
 }
 
+/// The state of one long task (a training run) for a display that updates in place:
+/// the notebook kernel draws it as one output that is rewritten at most about once a
+/// second and keeps its final state.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    /// Unique in this process.
+    pub id: u64,
+    /// What runs (the model's description).
+    pub title: String,
+    /// Units done and in all (epochs).
+    pub done: usize,
+    /// Units in all.
+    pub total: usize,
+    /// One line: position, rate, time left, the latest metrics.
+    pub status: String,
+    /// Curves so far: (name, [(epoch from 1, value)]).
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// The task has ended (the last update).
+    pub finished: bool,
+}
+
+/// A receiver of live displays.
+pub type LiveSink = Rc<dyn Fn(&Live)>;
+
+thread_local! {
+    static LIVE: RefCell<Option<LiveSink>> = const { RefCell::new(None) };
+}
+
+/// Installs `f` (or removes, with `None`) as this thread's live display and returns
+/// the one it replaces.
+pub fn replace_live(f: Option<LiveSink>) -> Option<LiveSink> {
+    LIVE.with(|s| std::mem::replace(&mut *s.borrow_mut(), f))
+}
+
+/// Whether a live display is installed on this thread.
+pub fn has_live() -> bool {
+    LIVE.with(|s| s.borrow().is_some())
+}
+
+/// Sends `state` to the live display, if any.
+pub fn live(state: &Live) {
+    let sink = LIVE.with(|s| s.borrow().clone());
+    if let Some(f) = sink {
+        f(state);
+    }
+}
+
+/// A fresh id for a [`Live`] task.
+pub fn next_live_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether a log line is a warning or an error (stderr in a notebook; everything
+/// else is progress or a note, stdout).
+pub fn is_warning(line: &str) -> bool {
+    let l = line.trim_start();
+    l.starts_with("warning") || l.starts_with("error") || l.starts_with("Warning") || l.starts_with("Error")
+}
+
 /// Current UTC time as RFC 3339 (`2026-11-24T23:52:00Z`).
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

@@ -35,6 +35,34 @@ pub fn chart_mime(c: &Chart) -> MimeBundle {
     b
 }
 
+/// A live display of a long task: its status line (`text/plain`), and a progress bar
+/// with the curves so far (`text/html`, the chart as an inline PNG).
+pub fn live_mime(l: &crate::log::Live) -> MimeBundle {
+    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut html = format!(
+        "<div class=\"sparselab-live\" data-done=\"{}\" data-total=\"{}\" data-finished=\"{}\"><b>{}</b> <progress value=\"{}\" max=\"{}\"></progress> {}{}</div>",
+        l.done,
+        l.total,
+        l.finished,
+        esc(&l.title),
+        l.done,
+        l.total.max(1),
+        esc(&l.status),
+        if l.finished { " ✓" } else { "" }
+    );
+    let series: Vec<crate::plot::Series> = l.series.iter().filter(|(_, p)| !p.is_empty()).map(|(n, p)| crate::plot::Series::new(n.clone(), p.clone())).collect();
+    if !series.is_empty() {
+        let opts = crate::plot::LearningCurveOptions { size: (640, 240), metric_label: "test accuracy".into(), ..Default::default() };
+        if let Ok(png) = crate::plot::learning_curves(&series, &opts).and_then(|c| c.to_png()) {
+            html.push_str(&format!("<img alt=\"learning curves\" src=\"data:image/png;base64,{}\"/>", base64::engine::general_purpose::STANDARD.encode(png)));
+        }
+    }
+    let mut b = MimeBundle::new();
+    b.insert("text/html".into(), html.into());
+    b.insert("text/plain".into(), format!("{}: {}", l.title, l.status).into());
+    b
+}
+
 /// Rich representation of a script value; library objects use their table/summary text.
 pub fn to_mime(v: &Dynamic) -> Option<MimeBundle> {
     if v.is_unit() {
@@ -62,7 +90,16 @@ pub fn hooks(interrupt: Arc<AtomicBool>) -> RhaiHooks {
     RhaiHooks {
         engine: Box::new(|out: Rc<dyn Output>| {
             let sink = out.clone();
-            crate::log::set_sink(Rc::new(move |line: &str| sink.stream("stderr", &format!("{line}\n"))));
+            // Warnings and errors are stderr; progress and notes are stdout, so
+            // JupyterLab does not paint them as errors.
+            crate::log::set_sink(Rc::new(move |line: &str| sink.stream(if crate::log::is_warning(line) { "stderr" } else { "stdout" }, &format!("{line}\n"))));
+            let (live_out, shown) = (out.clone(), std::cell::Cell::new(None::<u64>));
+            crate::log::replace_live(Some(Rc::new(move |l: &crate::log::Live| {
+                let cell = crate::kernel::current_cell();
+                let update = shown.get() == Some(cell);
+                shown.set(Some(cell));
+                live_out.display(live_mime(l), Some(&format!("sparselab-live-{cell}")), update);
+            })));
             let mut e = engine(Context::new("runs/notebook", false));
             add_module_resolvers(&mut e, std::path::Path::new("."));
             e

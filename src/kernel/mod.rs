@@ -52,6 +52,14 @@ use anyhow::Context as _;
 pub use kernelspec::{install, kernel_dir, uninstall, InstallTarget, KERNEL_NAME};
 pub use rhai_exec::{RhaiExecutor, RhaiHooks};
 
+static CELL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A number that changes with every cell the executor starts (live displays use one
+/// output per cell).
+pub fn current_cell() -> u64 {
+    CELL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether `code` is a complete Rhai cell (shared by the kernel and `sparselab repl`).
 pub fn is_complete(engine: &rhai::Engine, code: &str) -> IsComplete {
     rhai_syntax::is_complete(engine, code)

@@ -178,6 +178,7 @@ impl Executor for RhaiExecutor {
     fn execute(&mut self, code: &str, out: Rc<dyn Output>) -> Result<Option<MimeBundle>, CellError> {
         // The kernel resets the interrupt flag before queueing the cell: resetting it
         // here could swallow an interrupt sent while the cell waited in the queue.
+        super::CELL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.sink.current.borrow_mut() = Some(out);
         let _running = Running(self.sink.clone());
         let ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| parse_error(&e, code))?;

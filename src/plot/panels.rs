@@ -76,6 +76,9 @@ impl XyFigure {
                 let mut a = Axis::new(&vals, self.log_x, self.x_range, cw - m.left - m.right, true);
                 if self.integer_x && a.ticks.iter().filter(|t| t.0.fract() == 0.0).count() >= 2 {
                     a.ticks.retain(|t| t.0.fract() == 0.0);
+                    for t in &mut a.ticks {
+                        t.1 = super::axes::fmt_num(t.0, 1.0);
+                    }
                 }
                 a
             })

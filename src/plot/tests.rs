@@ -202,3 +202,16 @@ fn tiny_sizes_and_extreme_values_render_without_panics() {
         }
     }
 }
+
+/// An x axis of whole numbers (epochs 1..3) is labelled 1, 2, 3, never 1.5 or 2.00.
+#[test]
+fn whole_number_x_axes_get_whole_number_ticks() {
+    let labels = |svg: String| -> Vec<String> { svg.split("<text").skip(1).filter_map(|t| Some(t.split_once('>')?.1.split("</text>").next()?.trim().to_string())).collect() };
+    let s = Series::new("test_acc", vec![(1.0, 0.5), (2.0, 0.6), (3.0, 0.7)]);
+    let line = labels(line_chart(&[(String::new(), vec![s.clone()])], &LineOptions::default()).unwrap().to_svg().unwrap());
+    let points = labels(scatter(&[s], &ScatterOptions::default()).unwrap().to_svg().unwrap());
+    for l in [&line, &points] {
+        assert!(["1", "2", "3"].iter().all(|t| l.iter().any(|x| x == t)), "{l:?}");
+        assert!(!l.iter().any(|x| x == "1.5" || x == "2.00" || x == "2.5"), "{l:?}");
+    }
+}

@@ -149,6 +149,8 @@ pub fn line_chart(facets: &[(String, Vec<Series>)], opts: &LineOptions) -> Resul
     let panels = facets.iter().zip(styled).map(|((title, _), series)| Panel { title: title.clone(), y_label: opts.y_label.clone(), log_y: opts.log_y, series }).collect::<Vec<_>>();
     let n = panels.len();
     let columns = opts.columns.unwrap_or(if n <= 3 { n } else { (n as f64).sqrt().ceil() as usize }).clamp(1, n);
+    // Epochs, widths, trial numbers: an axis of whole numbers gets whole-number ticks.
+    let integer_x = !opts.log_x && facets.iter().flat_map(|f| &f.1).flat_map(|s| &s.points).all(|p| p.0.fract() == 0.0);
     let fig = XyFigure {
         title: opts.title.clone(),
         x_label: opts.x_label.clone(),
@@ -159,7 +161,7 @@ pub fn line_chart(facets: &[(String, Vec<Series>)], opts: &LineOptions) -> Resul
         y_range: opts.y_range,
         share_x: opts.share_x,
         share_y: opts.share_y,
-        integer_x: false,
+        integer_x,
         style,
         legend,
     };
@@ -177,6 +179,7 @@ pub fn scatter(series: &[Series], opts: &ScatterOptions) -> Result<Chart, PlotEr
         check_series(s, opts.log_x, opts.log_y)?;
     }
     let keyed = vec![series.iter().map(|s| (s.name.clone(), s.clone())).collect()];
+    let integer_x = !opts.log_x && series.iter().flat_map(|s| &s.points).all(|p| p.0.fract() == 0.0);
     let (mut styled, legend) = assign_styles(keyed, Style::Points);
     let panel = Panel { title: String::new(), y_label: opts.y_label.clone(), log_y: opts.log_y, series: styled.remove(0) };
     let fig = XyFigure {
@@ -189,7 +192,7 @@ pub fn scatter(series: &[Series], opts: &ScatterOptions) -> Result<Chart, PlotEr
         y_range: opts.y_range,
         share_x: true,
         share_y: true,
-        integer_x: false,
+        integer_x,
         style: Style::Points,
         legend,
     };

@@ -465,7 +465,15 @@ fn run(model: &dyn Trainee, train: &Split, eval: &Split, cfgs: &[TrainConfig], c
             }
         }
         crate::activity::epoch(epoch + 1, cfg.epochs);
-        progress.epoch(epoch, &epoch_message(&train_loss, &test_acc, &out, t0.elapsed().as_secs_f64()));
+        let mean = |v: &[f64]| {
+            let f: Vec<f64> = v.iter().zip(&out).filter(|(x, r)| x.is_finite() && !matches!(r.ended, Ended::Diverged(_))).map(|(x, _)| *x).collect();
+            if f.is_empty() {
+                f64::NAN
+            } else {
+                f.iter().sum::<f64>() / f.len() as f64
+            }
+        };
+        progress.epoch(epoch, &epoch_message(&train_loss, &test_acc, &out, t0.elapsed().as_secs_f64()), mean(&train_loss), mean(&test_acc));
         if !live.iter().any(|l| *l) {
             break;
         }

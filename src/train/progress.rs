@@ -1,17 +1,78 @@
-//! Progress display: a bar with ETA on a terminal, one plain line per epoch otherwise.
+//! Progress display: a bar with ETA on a terminal, one plain line per epoch otherwise,
+//! or a live display (a notebook output updated in place, at most about once a second).
 use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::RefCell;
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Least time between two updates of a live display.
+const LIVE_EVERY: Duration = Duration::from_millis(1000);
 
 pub(crate) enum Progress {
     Off,
     Bar(ProgressBar),
     Lines { epochs: usize },
+    Live(RefCell<LiveState>),
+}
+
+pub(crate) struct LiveState {
+    live: crate::log::Live,
+    start: Instant,
+    batches: usize,
+    batch: usize,
+    sent: Option<Instant>,
+    metrics: String,
+}
+
+impl LiveState {
+    fn send(&mut self, force: bool) {
+        if !force && self.sent.is_some_and(|t| t.elapsed() < LIVE_EVERY) {
+            return;
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let (done, total) = (self.live.done, self.live.total.max(1));
+        let units = done as f64 + if self.batches > 0 && done < total { self.batch as f64 / self.batches as f64 } else { 0.0 };
+        let per_epoch = if units > 0.0 { elapsed / units } else { f64::NAN };
+        let left = per_epoch * (total as f64 - units).max(0.0);
+        let mut status = if self.live.finished { format!("{done}/{total} epochs in {}", clock(elapsed)) } else { format!("epoch {}/{total}", (done + 1).min(total)) };
+        if !self.live.finished && self.batches > 0 {
+            status.push_str(&format!(", batch {}/{}", self.batch.min(self.batches), self.batches));
+        }
+        if per_epoch.is_finite() {
+            status.push_str(&format!(" · {:.2} s/epoch", per_epoch));
+            if !self.live.finished {
+                status.push_str(&format!(" · ETA {}", clock(left)));
+            }
+        }
+        if !self.metrics.is_empty() {
+            status.push_str(&format!(" · {}", self.metrics));
+        }
+        self.live.status = status;
+        self.sent = Some(Instant::now());
+        crate::log::live(&self.live);
+    }
+}
+
+/// `m:ss` (or `h:mm:ss`).
+fn clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 impl Progress {
     pub(crate) fn new(enabled: bool, label: &str, epochs: usize, batches: usize) -> Self {
         if !enabled {
             return Progress::Off;
+        }
+        if crate::log::has_live() {
+            let live = crate::log::Live { id: crate::log::next_live_id(), title: label.to_string(), total: epochs, ..Default::default() };
+            let mut state = LiveState { live, start: Instant::now(), batches, batch: 0, sent: None, metrics: String::new() };
+            state.send(true);
+            return Progress::Live(RefCell::new(state));
         }
         if crate::log::has_sink() || !std::io::stderr().is_terminal() {
             return Progress::Lines { epochs };
@@ -24,22 +85,53 @@ impl Progress {
     }
 
     pub(crate) fn batch(&self) {
-        if let Progress::Bar(b) = self {
-            b.inc(1);
+        match self {
+            Progress::Bar(b) => b.inc(1),
+            Progress::Live(s) => {
+                let mut s = s.borrow_mut();
+                s.batch += 1;
+                s.send(false);
+            }
+            _ => {}
         }
     }
 
-    pub(crate) fn epoch(&self, epoch: usize, msg: &str) {
+    /// The end of 0-based `epoch`: `msg` for text displays; the mean training loss
+    /// and test accuracy of the live networks for the live display's curves.
+    pub(crate) fn epoch(&self, epoch: usize, msg: &str, train_loss: f64, test_acc: f64) {
         match self {
             Progress::Off => {}
             Progress::Bar(b) => b.set_message(format!("epoch {}: {msg}", epoch + 1)),
             Progress::Lines { epochs } => crate::log::line(&format!("epoch {}/{epochs}  {msg}", epoch + 1)),
+            Progress::Live(s) => {
+                let mut s = s.borrow_mut();
+                let x = (epoch + 1) as f64;
+                for (name, y) in [("train_loss", train_loss), ("test_acc", test_acc)] {
+                    if !y.is_finite() {
+                        continue;
+                    }
+                    match s.live.series.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, pts)) => pts.push((x, y)),
+                        None => s.live.series.push((name.to_string(), vec![(x, y)])),
+                    }
+                }
+                s.live.done = epoch + 1;
+                s.batch = 0;
+                s.metrics = msg.rsplit_once("  ").map_or(msg, |(m, _)| m).replace("  ", " · ");
+                s.send(false);
+            }
         }
     }
 
     pub(crate) fn finish(&self) {
-        if let Progress::Bar(b) = self {
-            b.finish_and_clear();
+        match self {
+            Progress::Bar(b) => b.finish_and_clear(),
+            Progress::Live(s) => {
+                let mut s = s.borrow_mut();
+                s.live.finished = true;
+                s.send(true);
+            }
+            _ => {}
         }
     }
 }

@@ -219,6 +219,37 @@ def test_print_streams_while_cell_runs(kernel):
     iopub_until_idle(kc, msg_id)
 
 
+def test_training_progress_is_one_live_display_updated_in_place(kernel):
+    """A training cell shows one display (a display_id), updated in place at most
+    about once a second and ending complete; no progress on stderr; a note (a
+    reused run) on stdout."""
+    _, kc = kernel
+    drain(kc)
+    code = ('let d = dataset("fashion-mnist", #{ subset: "bundled" });\n'
+            'let n = mlp(d, #{ depth: 3, width: 1024 });\n'
+            'train(n, d, #{ epochs: 5 }).test_acc')
+    msg_id = kc.execute(code)
+    msgs = iopub_until_idle(kc, msg_id, timeout=120)
+    live = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
+            and "sparselab-live" in str(m["content"]["data"].get("text/html", ""))]
+    assert live and live[0]["msg_type"] == "display_data", [m["msg_type"] for m in msgs]
+    ids = {m["content"]["transient"]["display_id"] for m in live}
+    assert len(ids) == 1, ids
+    updates = [m for m in live if m["msg_type"] == "update_display_data"]
+    assert len(updates) >= 2, len(updates)
+    final = live[-1]["content"]["data"]
+    assert 'data-finished="true"' in final["text/html"] and "5/5 epochs" in final["text/plain"], final["text/plain"]
+    assert "<img" in final["text/html"], "the curves are drawn"
+    # At most about once a second between the first display and the final update.
+    from datetime import datetime
+    when = lambda d: d if isinstance(d, datetime) else datetime.fromisoformat(str(d).replace("Z", "+00:00"))
+    stamps = [when(m["header"]["date"]) for m in live[:-1]]
+    gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
+    assert all(g > 0.9 for g in gaps[1:]), gaps
+    stderr = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"]
+    assert not any("epoch" in t for t in stderr), stderr
+
+
 def test_error_aborts_queued_cells(kernel):
     _, kc = kernel
     drain(kc)
