@@ -38,7 +38,6 @@ pub fn chart_mime(c: &Chart) -> MimeBundle {
 /// A live display of a long task: its status line (`text/plain`), and a progress bar
 /// with the curves so far (`text/html`, the chart as an inline PNG).
 pub fn live_mime(l: &crate::log::Live) -> MimeBundle {
-    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let mut html = format!(
         "<div class=\"sparselab-live\" data-done=\"{}\" data-total=\"{}\" data-finished=\"{}\"><b>{}</b> <progress value=\"{}\" max=\"{}\"></progress> {}{}</div>",
         l.done,
@@ -76,8 +75,60 @@ pub fn to_mime(v: &Dynamic) -> Option<MimeBundle> {
     }
     let text = crate::script::plain_text(v).unwrap_or_else(|| v.to_string());
     let mut b = MimeBundle::new();
+    if let Some(r) = crate::script::as_run(v) {
+        b.insert("text/html".into(), run_html(&r).into());
+    } else if let Some((title, layers)) = crate::script::as_model(v) {
+        b.insert("text/html".into(), model_html(&title, &layers).into());
+    }
     b.insert("text/plain".into(), text.into());
     Some(b)
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A model as its description and a layer table with a bar per layer's density.
+pub fn model_html(title: &str, layers: &[crate::model::LayerInfo]) -> String {
+    let mut h = format!("<div class=\"sparselab-model\"><b>{}</b><table><thead><tr><th>layer</th><th>shape</th><th>active</th><th>total</th><th>density</th></tr></thead><tbody>", esc(title));
+    for l in layers {
+        let shape = l.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{shape}</td><td>{}</td><td>{}</td><td style=\"text-align:left\"><span style=\"display:inline-block;width:{:.0}px;height:0.8em;background:#1f77b4\"></span> {:.4}</td></tr>",
+            esc(&l.name),
+            l.active,
+            l.total,
+            (l.density * 120.0).clamp(1.0, 120.0),
+            l.density
+        ));
+    }
+    let (active, total): (i64, i64) = layers.iter().fold((0, 0), |(a, t), l| (a + l.active, t + l.total));
+    h.push_str(&format!("</tbody></table>{active} of {total} weights active ({:.2} %)</div>", 100.0 * active as f64 / total.max(1) as f64));
+    h
+}
+
+/// A run as a summary card and its learning curves (epochs counted from 1).
+pub fn run_html(r: &crate::train::RunResult) -> String {
+    let mut h = format!("<div class=\"sparselab-run\"><pre>{}</pre>", esc(&r.summary()));
+    if !r.history.is_empty() {
+        let x = |e: usize| (e + 1) as f64;
+        let series: Vec<crate::plot::Series> = [
+            ("train_loss", r.history.iter().map(|e| (x(e.epoch), e.train_loss)).collect::<Vec<_>>()),
+            ("test_loss", r.history.iter().map(|e| (x(e.epoch), e.test_loss)).collect()),
+            ("train_acc", r.history.iter().map(|e| (x(e.epoch), e.train_acc)).collect()),
+            ("test_acc", r.history.iter().map(|e| (x(e.epoch), e.test_acc)).collect()),
+        ]
+        .into_iter()
+        .map(|(n, p)| crate::plot::Series::new(n, p.into_iter().filter(|q| q.1.is_finite()).collect()))
+        .filter(|s| !s.points.is_empty())
+        .collect();
+        let opts = crate::plot::LearningCurveOptions { size: (640, 260), ..Default::default() };
+        if let Ok(png) = crate::plot::learning_curves(&series, &opts).and_then(|c| c.to_png()) {
+            h.push_str(&format!("<img alt=\"learning curves\" src=\"data:image/png;base64,{}\"/>", base64::engine::general_purpose::STANDARD.encode(png)));
+        }
+    }
+    h.push_str("</div>");
+    h
 }
 
 /// Executor hooks for the sparselab kernel: the whole script API, writing into

@@ -101,6 +101,19 @@ pub fn engine(ctx: Rc<Context>) -> Engine {
     engine
 }
 
+/// The run behind a script `Run` value.
+pub fn as_run(v: &rhai::Dynamic) -> Option<std::rc::Rc<crate::train::RunResult>> {
+    v.read_lock::<api_train::RunHandle>().map(|r| r.0.clone())
+}
+
+/// The description and layers of a script `Model` value.
+pub fn as_model(v: &rhai::Dynamic) -> Option<(String, Vec<crate::model::LayerInfo>)> {
+    v.read_lock::<api_model::ModelHandle>().map(|m| {
+        let m = m.0.borrow();
+        (m.model.describe(), m.model.layers())
+    })
+}
+
 /// Text of library objects (tables and summaries), or `None` for plain Rhai values.
 pub fn plain_text(v: &rhai::Dynamic) -> Option<String> {
     if let Some(f) = v.read_lock::<crate::results::Frame>() {

@@ -50,10 +50,11 @@ def free_port():
 
 def start_lab(root_dir, env):
     port = free_port()
+    workspaces = tempfile.mkdtemp(prefix="sparselab-lab-workspaces-")
     log = open(os.path.join(OUT, "jupyterlab.log"), "w")
     lab = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root_dir}", "--ServerApp.disable_check_xsrf=True", "--allow-root",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root_dir}", "--ServerApp.disable_check_xsrf=True", "--allow-root", f"--LabApp.workspaces_dir={workspaces}",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -80,12 +81,30 @@ new MutationObserver(muts => {
 """
 
 
+def kernel_ready(url, name, timeout_s=60):
+    """Waits until the server has exactly one session for the notebook, its kernel idle."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            sessions = json.load(urllib.request.urlopen(f"{url}/api/sessions?token={TOKEN}", timeout=2))
+            mine = [x for x in sessions if x.get("path", "").endswith(f"{name}.ipynb")]
+            if len(mine) == 1 and mine[0]["kernel"]["execution_state"] == "idle":
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{name}: no single idle kernel after {timeout_s} s")
+
+
 def open_notebook(page, url, name):
-    # A workspace of its own, reset: only this notebook is open.
-    page.goto(f"{url}/lab/workspaces/test-{name}/tree/{name}.ipynb?reset&token={TOKEN}")
+    # A new workspace of its own (workspaces live in a fresh folder): only this
+    # notebook opens, once, with one kernel.
+    page.goto(f"{url}/lab/workspaces/test-{name}/tree/{name}.ipynb?token={TOKEN}")
     page.wait_for_selector(f"{NB} .jp-Cell", timeout=60000)
     # The kernel is up when the toolbar's status says idle.
     page.wait_for_function("() => !!document.querySelector('.jp-Notebook') && [...document.querySelectorAll('.jp-Toolbar-kernelStatus, .jp-KernelStatus, [data-status]')].some(e => /idle/i.test(e.getAttribute('data-status') || e.textContent || ''))", timeout=60000)
+    kernel_ready(url, name)
+    page.wait_for_timeout(1000)
 
 
 def wait_idle(page, timeout_s):
@@ -101,6 +120,7 @@ MENUS = {"Run All Cells": "Run", "Interrupt Kernel": "Kernel", "Save Notebook": 
 
 def command(page, name):
     """Runs a JupyterLab command from the menu bar, as a user would."""
+    page.keyboard.press("Escape")
     page.locator(".lm-MenuBar-itemLabel", has_text=MENUS[name]).first.click()
     page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
 
@@ -132,9 +152,21 @@ def run_notebook(page, url, name):
     open_notebook(page, url, name)
     page.evaluate(OBSERVER)
     started = time.time()
-    command(page, "Run All Cells")
-    page.wait_for_timeout(1000)
-    wait_idle(page, 900)
+    done = f"() => {{ const p = [...document.querySelectorAll('{NB} .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());" \
+           " return p.length > 0 && p.every(t => /\\[\\d+\\]/.test(t)); }"
+    for attempt in range(3):
+        command(page, "Run All Cells")
+        try:
+            # Every code cell has run (a number in its prompt), not merely none running.
+            page.wait_for_function(done, timeout=(300 if attempt == 2 else 20) * 1000)
+            break
+        except Exception:
+            started_any = page.evaluate(f"() => [...document.querySelectorAll('{NB} .jp-CodeCell .jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))")
+            if started_any:
+                page.wait_for_function(done, timeout=300 * 1000)
+                break
+            page.screenshot(path=os.path.join(OUT, f"{name}-not-started-{attempt + 1}.png"))
+            print(f"{name}: Run All did not start (attempt {attempt + 1}); again", flush=True)
     took = time.time() - started
     facts = output_facts(page)
     live = page.evaluate("() => window.__live")
@@ -175,18 +207,31 @@ def scratch_notebook(path):
         json.dump(nb, f)
 
 
+def run_cell(page, i):
+    """Runs code cell i from its editor with Shift+Enter and waits until the kernel
+    has taken it (its prompt shows * or a number); presses again if the first key
+    press was lost while the page settled."""
+    prompt = f"() => /\\[(\\*|\\d+)\\]/.test(document.querySelectorAll('{NB} .jp-Cell')[{i}].querySelector('.jp-InputPrompt').textContent)"
+    for attempt in range(3):
+        cell_editor(page, i).click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function(prompt, timeout=10000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+
+
 def cell_editor(page, i):
     return page.locator(f"{NB} .jp-Cell").nth(i).locator(".cm-content")
 
 
 def interactive(page, url):
     open_notebook(page, url, "scratch")
-    cells = page.locator(f"{NB} .jp-Cell")
-    # Run the first cell, then start the long training.
-    cells.nth(0).click()
-    page.keyboard.press("Shift+Enter")
+    run_cell(page, 0)
     wait_idle(page, 60)
-    page.keyboard.press("Shift+Enter")
+    run_cell(page, 1)
     page.wait_for_function("() => document.querySelectorAll('.sparselab-live').length > 0", timeout=60000)
     page.wait_for_timeout(2000)
     t0 = time.time()
@@ -194,8 +239,7 @@ def interactive(page, url):
     wait_idle(page, 60)
     stopped = time.time() - t0
     check(stopped < 10, f"interrupt stops a 1000-epoch training cell within seconds ({stopped:.1f} s)")
-    cells.nth(2).click()
-    page.keyboard.press("Shift+Enter")
+    run_cell(page, 2)
     wait_idle(page, 60)
     result = page.locator(f"{NB} .jp-Cell").nth(2).locator(".jp-OutputArea-output").all_text_contents()
     check(any("42" in r for r in result), f"the next cell still sees earlier variables: x + 1 = {result}")
@@ -218,7 +262,7 @@ def interactive(page, url):
     page.keyboard.press("Control+a")
     page.keyboard.type("train(")
     page.keyboard.press("Shift+Tab")
-    page.wait_for_selector(".jp-Tooltip", timeout=15000)
+    page.wait_for_function("() => { const t = document.querySelector('.jp-Tooltip'); return t && t.innerText.includes('train'); }", timeout=15000)
     tip = page.locator(".jp-Tooltip").inner_text()
     check("train" in tip and ("epochs" in tip or "optimizer" in tip), f"Shift-Tab shows the docs of train ({tip[:80]!r})")
     page.screenshot(path=os.path.join(OUT, "tooltip.png"))

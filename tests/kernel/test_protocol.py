@@ -250,6 +250,25 @@ def test_training_progress_is_one_live_display_updated_in_place(kernel):
     assert not any("epoch" in t for t in stderr), stderr
 
 
+def test_models_and_runs_display_richly_with_plain_text(kernel):
+    """A Model shows its layer table with density bars, a Run its summary and
+    learning curves; both keep text/plain."""
+    _, kc = kernel
+    drain(kc)
+    msg_id = kc.execute('let d = dataset("synthetic", #{ train: 256, test: 64 });\n'
+                        'let n = mlp(d, #{ depth: 2, width: 16, density: 0.5 });\nn')
+    results = [m for m in iopub_until_idle(kc, msg_id) if m["msg_type"] == "execute_result"]
+    data = results[0]["content"]["data"]
+    assert "sparselab-model" in data["text/html"] and "<table>" in data["text/html"], data["text/html"][:200]
+    assert "width:60px" in data["text/html"], "a 0.5 density bar is half of 120 px"
+    assert "MLP" in data["text/plain"]
+    msg_id = kc.execute('train(n, d, #{ epochs: 2, progress: false })')
+    results = [m for m in iopub_until_idle(kc, msg_id, timeout=60) if m["msg_type"] == "execute_result"]
+    data = results[0]["content"]["data"]
+    assert "sparselab-run" in data["text/html"] and "<img" in data["text/html"]
+    assert data["text/plain"].startswith("test_acc ")
+
+
 def test_error_aborts_queued_cells(kernel):
     _, kc = kernel
     drain(kc)
