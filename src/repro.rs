@@ -101,9 +101,13 @@ pub fn cpu_flags() -> &'static [String] {
     })
 }
 
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+/// The CPU's model name (read once: every record stores it).
+fn cpu_model() -> &'static str {
+    static MODEL: OnceLock<String> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    })
 }
 
 /// MKL's code branch in force, as MKL reports it (`AVX2,STRICT`, `AUTO (AVX512_E1)`,

@@ -87,12 +87,17 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 const CACHE_FILE: &str = "data-hashes.json";
 
+/// The cache as written in `dir` (empty when missing or unreadable).
+fn read_cache(dir: &Path) -> BTreeMap<String, Entry> {
+    std::fs::read_to_string(dir.join(CACHE_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
 fn hashed(path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) -> String {
     let name = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
     let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     let dir = cache_dir();
     let mut guard = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let cache = guard.get_or_insert_with(|| dir.as_ref().and_then(|d| std::fs::read_to_string(d.join(CACHE_FILE)).ok()).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default());
+    let cache = guard.get_or_insert_with(|| dir.as_deref().map(read_cache).unwrap_or_default());
     if let Some(e) = cache.get(&name) {
         if e.bytes == meta.len() && e.mtime_ns == mtime_ns && mtime_ns != 0 {
             return e.sha256.clone();
@@ -102,7 +107,7 @@ fn hashed(path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) -> String {
     cache.insert(name, Entry { bytes: meta.len(), mtime_ns, sha256: sha256.clone() });
     if let Some(d) = dir {
         // Entries of other processes written meanwhile are kept.
-        let mut merged: BTreeMap<String, Entry> = std::fs::read_to_string(d.join(CACHE_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let mut merged = read_cache(&d);
         merged.extend(cache.iter().map(|(k, v)| (k.clone(), v.clone())));
         let text = serde_json::to_string(&merged).unwrap_or_default();
         if std::fs::create_dir_all(&d).is_ok() {
@@ -111,16 +116,6 @@ fn hashed(path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) -> String {
         }
     }
     sha256
-}
-
-/// Whether the cache has an entry for `path` as it is now (size and modification
-/// time unchanged).
-pub fn is_cached(path: &Path) -> bool {
-    let name = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
-    let Ok(meta) = std::fs::metadata(path) else { return false };
-    let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-    let on_disk: BTreeMap<String, Entry> = cache_dir().and_then(|d| std::fs::read_to_string(d.join(CACHE_FILE)).ok()).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    on_disk.get(&name).is_some_and(|e| e.bytes == meta.len() && e.mtime_ns == mtime_ns)
 }
 
 #[cfg(test)]

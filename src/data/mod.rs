@@ -14,7 +14,7 @@ mod idx;
 mod synthetic;
 
 pub use augment::{augment_draws, crop_flip};
-pub use files::{cache_dir as hash_cache_dir, is_cached as hash_is_cached, sha256_hex, DataFile, DataFileConst, BUNDLED};
+pub use files::{cache_dir as hash_cache_dir, sha256_hex, DataFile, DataFileConst, BUNDLED};
 pub use synthetic::SyntheticConfig;
 
 use crate::error::{Error, Result};

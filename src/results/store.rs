@@ -313,13 +313,7 @@ impl Store {
 
     /// Every finished run's summary row (one row per key), sorted by key.
     pub fn frame(&self) -> Result<Frame> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().map(|x| x == "parquet").unwrap_or(false) && !p.file_name().map(|n| n.to_string_lossy().starts_with('.')).unwrap_or(true))
-            .collect();
-        paths.sort();
+        let paths: Vec<PathBuf> = self.keys()?.iter().map(|k| self.dir.join(format!("{k}.parquet"))).collect();
         let frames = paths.iter().map(|p| Frame::read_parquet(p)).collect::<Result<Vec<_>>>()?;
         Frame::vstack_relaxed(&frames)
     }
