@@ -53,6 +53,49 @@ pub struct Live {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// The task has ended (the last update).
     pub finished: bool,
+    /// A training run, or a study or search that trains many (the notebook shows the
+    /// current run inside its study's or search's display).
+    pub kind: LiveKind,
+    /// Charts of a study or search so far (a run's curves are `series`).
+    pub charts: Vec<LiveChart>,
+}
+
+/// What a [`Live`] display follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LiveKind {
+    /// One training run (or one batched ensemble).
+    #[default]
+    Run,
+    /// An SC-SDC study or grid: its finished pairs and the running test.
+    Study,
+    /// A density search: score per trial, the best and the Pareto front so far.
+    Search,
+}
+
+impl LiveKind {
+    /// `run`, `study` or `search`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveKind::Run => "run",
+            LiveKind::Study => "study",
+            LiveKind::Search => "search",
+        }
+    }
+}
+
+/// One chart of a live display, as data (the notebook draws it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveChart {
+    /// Title over the chart.
+    pub title: String,
+    /// x axis label.
+    pub x_label: String,
+    /// y axis label.
+    pub y_label: String,
+    /// Named series of (x, y) points.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Points only (a scatter), not lines.
+    pub scatter: bool,
 }
 
 /// A receiver of live displays.

@@ -103,8 +103,8 @@ enum Command {
     Repl,
     /// Print the script API reference (Markdown).
     Doc,
-    /// Jupyter kernel: `kernel install [--user|--sys-prefix|--prefix P]`, `kernel uninstall`,
-    /// or `kernel --connection-file F` (what Jupyter launches).
+    /// Jupyter kernel: `kernel install [--rust] [--user|--sys-prefix|--prefix P]`,
+    /// `kernel uninstall [--rust]`, or `kernel --connection-file F` (what Jupyter launches).
     Kernel {
         #[command(subcommand)]
         action: Option<KernelAction>,
@@ -162,8 +162,19 @@ struct SubmitArgs {
 
 #[derive(Subcommand)]
 enum KernelAction {
-    /// Write the kernelspec "sparselab (Rhai)" (default: --user).
+    /// Start evcxr_jupyter for sparselab (what the "Rust (sparselab)" kernelspec runs).
+    Rust {
+        /// Connection file given by Jupyter.
+        #[arg(long)]
+        connection_file: PathBuf,
+    },
+    /// Write the kernelspec "sparselab (Rhai)" (default: --user), or with --rust
+    /// "Rust (sparselab)": the stock evcxr kernel set up for sparselab.
     Install {
+        /// The Rust kernel (evcxr_jupyter with libtorch on its library path and a
+        /// build folder kept between sessions); needs `cargo install evcxr_jupyter`.
+        #[arg(long)]
+        rust: bool,
         /// ~/.local/share/jupyter/kernels.
         #[arg(long)]
         user: bool,
@@ -176,6 +187,9 @@ enum KernelAction {
     },
     /// Remove the kernelspec.
     Uninstall {
+        /// The Rust kernel's.
+        #[arg(long)]
+        rust: bool,
         /// As for install.
         #[arg(long)]
         sys_prefix: bool,
@@ -234,22 +248,38 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Train(a) => println!("{}", sparselab::cli::train_cmd(&a)?),
         Command::Doc => print!("{}", sparselab::script::api_markdown()),
         Command::Kernel { action, connection_file } => {
-            use sparselab::kernel::{install, uninstall, InstallTarget};
+            use sparselab::kernel::{install, InstallTarget};
             let target = |sys: bool, prefix: Option<PathBuf>| match (sys, prefix) {
                 (_, Some(p)) => InstallTarget::Prefix(p),
                 (true, None) => InstallTarget::SysPrefix,
                 _ => InstallTarget::User,
             };
             match (action, connection_file) {
-                (Some(KernelAction::Install { user: _, sys_prefix, prefix }), _) => {
+                (Some(KernelAction::Install { rust: false, user: _, sys_prefix, prefix }), _) => {
                     let exe = std::env::current_exe()?;
                     let dir = install(target(sys_prefix, prefix), &exe)?;
                     println!("installed kernelspec sparselab (Rhai) in {}", dir.display());
                 }
-                (Some(KernelAction::Uninstall { sys_prefix, prefix }), _) => match uninstall(target(sys_prefix, prefix))? {
-                    Some(d) => println!("removed {}", d.display()),
-                    None => println!("no sparselab kernelspec installed there"),
-                },
+                (Some(KernelAction::Install { rust: true, user: _, sys_prefix, prefix }), _) => {
+                    use sparselab::kernel::evcxr;
+                    let exe = std::env::current_exe()?;
+                    let dir = evcxr::install_rust(target(sys_prefix, prefix), &exe)?;
+                    println!("installed kernelspec Rust (sparselab) in {}", dir.display());
+                    match evcxr::find_evcxr() {
+                        Ok(p) => println!("it starts {}", p.display()),
+                        Err(e) => eprintln!("warning: {e}"),
+                    }
+                    if let Some(d) = evcxr::slots_dir() {
+                        println!("build folders (kept between sessions): {}", d.display());
+                    }
+                }
+                (Some(KernelAction::Rust { connection_file }), _) => match sparselab::kernel::evcxr::launch(&connection_file)? {},
+                (Some(KernelAction::Uninstall { rust, sys_prefix, prefix }), _) => {
+                    match sparselab::kernel::uninstall_named(target(sys_prefix, prefix), if rust { sparselab::kernel::evcxr::RUST_KERNEL_NAME } else { sparselab::kernel::KERNEL_NAME })? {
+                        Some(d) => println!("removed {}", d.display()),
+                        None => println!("no sparselab kernelspec installed there"),
+                    }
+                }
                 (None, Some(f)) => sparselab::notebook::run_kernel(&f)?,
                 (None, None) => return Err(Usage("kernel needs `install`, `uninstall` or `--connection-file F`".into()).into()),
             }

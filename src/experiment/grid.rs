@@ -105,13 +105,34 @@ pub fn grid_configs(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes) -> Resu
 /// Bad axis values or settings (before any training), training failures.
 pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, session: &Session, mut on_cell: impl FnMut(&GridCell)) -> Result<Vec<GridCell>> {
     let mut cells = Vec::new();
-    for (config, cfg) in grid_configs(data, base, axes)? {
+    let configs = grid_configs(data, base, axes)?;
+    let n = configs.len();
+    let live = crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("SC-SDC grid: {n} configurations"), n, "cells");
+    live.update(0, "", Vec::new());
+    let mut points = Vec::new();
+    for (config, cfg) in configs {
         let result = sc_sdc(data, &cfg, session, |_| {})?;
         let cell = GridCell { config, result };
         let p = cell.result.test.as_ref().map(|t| format!("{:.4}", t.p_value)).unwrap_or_else(|| "n/a".into());
-        crate::log::line(&format!("grid: {} {} {} lr {}: p = {p}", cell.config.0, cell.config.1, cell.config.2, cell.config.3));
+        let line = format!("{} {} {} lr {}: p = {p}", cell.config.0, cell.config.1, cell.config.2, cell.config.3);
+        crate::log::line(&format!("grid: {line}"));
+        points.push(((cells.len() + 1) as f64, cell.result.test.as_ref().map_or(f64::NAN, |t| t.p_value)));
         on_cell(&cell);
         cells.push(cell);
+        let chart = crate::log::LiveChart {
+            title: "one-sided Wilcoxon p-value per configuration (H1: sparse > dense)".into(),
+            x_label: "configuration".into(),
+            y_label: "p-value".into(),
+            series: vec![("p-value".into(), points.clone())],
+            scatter: true,
+        };
+        let significant = points.iter().filter(|p| p.1 < 0.05).count();
+        let summary = format!("last: {line} · p < 0.05 in {significant} of {}", points.len());
+        if cells.len() == n {
+            live.finish(cells.len(), &summary, vec![chart]);
+        } else {
+            live.update(cells.len(), &summary, vec![chart]);
+        }
     }
     Ok(cells)
 }

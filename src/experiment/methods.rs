@@ -163,6 +163,8 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
     let reference = METHODS[crate::registry::lookup_key("reference", &cfg.reference, &METHODS)?];
     let total = methods.len() * cfg.densities.len() * cfg.seeds.len();
     let mut runs = Vec::with_capacity(total);
+    let live = crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("methods: {} x {} densities x {} seeds", methods.len(), cfg.densities.len(), cfg.seeds.len()), total, "runs");
+    live.update(0, "", Vec::new());
     for &density in &cfg.densities {
         for &method in &methods {
             for &seed in &cfg.seeds {
@@ -171,6 +173,15 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
                 let run = session.train(&mut net, data, &TrainConfig { seed, masks, ..cfg.train.clone() })?;
                 runs.push(MethodRun { method: method.to_string(), density, seed, run });
                 progress(runs.len(), total);
+                if live.active() {
+                    let line = format!("last: {method} at density {density} seed {seed}: test accuracy {:.4}", runs[runs.len() - 1].run.test_acc);
+                    let chart = methods_chart(&methods, &runs);
+                    if runs.len() == total {
+                        live.finish(runs.len(), &line, vec![chart]);
+                    } else {
+                        live.update(runs.len(), &line, vec![chart]);
+                    }
+                }
             }
         }
     }
@@ -191,6 +202,27 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
     let adjusted = holm(&tests.iter().map(|t| t.p_value).collect::<Vec<_>>());
     tests.iter_mut().zip(adjusted).for_each(|(t, p)| t.p_holm = p);
     Ok(MethodsResult { runs, tests, reference: reference.to_string() })
+}
+
+/// Mean test accuracy over seeds per method and density, for the live display.
+fn methods_chart(methods: &[&str], runs: &[MethodRun]) -> crate::log::LiveChart {
+    let series = methods
+        .iter()
+        .map(|&m| {
+            let mut densities: Vec<f64> = runs.iter().filter(|r| r.method == m).map(|r| r.density).collect();
+            densities.sort_by(f64::total_cmp);
+            densities.dedup();
+            let points = densities
+                .iter()
+                .map(|&d| {
+                    let acc: Vec<f64> = runs.iter().filter(|r| r.method == m && r.density == d && r.run.test_acc.is_finite()).map(|r| r.run.test_acc).collect();
+                    (d, if acc.is_empty() { f64::NAN } else { acc.iter().sum::<f64>() / acc.len() as f64 })
+                })
+                .collect();
+            (m.to_string(), points)
+        })
+        .collect();
+    crate::log::LiveChart { title: "test accuracy (mean over seeds)".into(), x_label: "density".into(), y_label: "test accuracy".into(), series, scatter: false }
 }
 
 impl MethodsResult {

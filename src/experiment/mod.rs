@@ -16,7 +16,7 @@ pub use grid::{grid_configs, grid_frame, grid_runs_frame, pvalue_table, regulari
 pub use init_prune::{prune_at_init, scores as prune_scores, select as select_masks, InitPruneConfig, PruneReport, Pruner, Target, PRUNERS};
 pub use methods::{compare_methods, holm, MethodRun, MethodTest, MethodsConfig, MethodsResult, METHODS};
 pub use prune::{magnitude_prune, prune_train, ImpConfig, PruneConfig, Scope, SCOPES};
-pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
+pub use sc_sdc::{dense_widths, ensemble_groups, sc_sdc, study_chart, twins, InitFan, ScSdcConfig, ScSdcResult, ScSdcRun, Twins, ENSEMBLE_MEMBERS, INIT_FANS};
 pub use session::{PlannedRun, RunSpec, Session};
-pub use snas::{snas, Budget, Objective, SnasBaseline, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};
+pub use snas::{search_charts, snas, Budget, Objective, SnasBaseline, SnasConfig, SnasResult, Space, Trial, OBJECTIVES, REPRESENTATIONS, SPACES};
 pub use verify::{environment_differences, Outcome, Verdict, Verifier};

@@ -270,6 +270,8 @@ fn plan(data: &Dataset, cfg: &ScSdcConfig) -> Result<Vec<Job>> {
 pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: impl FnMut(&ScSdcRun)) -> Result<ScSdcResult> {
     let jobs = plan(data, cfg)?;
     let device = cfg.train.device.resolve()?;
+    let live =
+        crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("SC-SDC: {} twin pairs ({} widths x {} seeds)", jobs.len() / 2, cfg.fractions.len(), cfg.seeds.len()), jobs.len(), "runs");
     let mut runs: Vec<Option<RunResult>> = Vec::with_capacity(jobs.len());
     let mut pending = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -294,6 +296,10 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
         if let Some(r) = r {
             on_run(&j.with(r.clone()));
         }
+    }
+    if live.active() {
+        let (done, line, charts) = study_state(&jobs, &runs);
+        live.update(done, &line, charts);
     }
     let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
     let (_, train, eval) = session.shrink(&cfg.train, &data.train, &data.test);
@@ -321,7 +327,15 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
         if complete {
             session.checkpoints().inspect(|p| p.remove(&group_key));
         }
+        if live.active() {
+            let (done, line, charts) = study_state(&jobs, &runs);
+            live.update(done, &line, charts);
+        }
         session.interrupted()?;
+    }
+    if live.active() {
+        let (done, line, charts) = study_state(&jobs, &runs);
+        live.finish(done, &line, charts);
     }
     let runs: Vec<ScSdcRun> = jobs.iter().zip(runs).map(|(j, run)| j.with(run.unwrap_or_else(RunResult::skipped))).collect();
     let test = paired_test(&runs).ok();
@@ -351,6 +365,48 @@ fn train_group(session: &Session, train: &Split, eval: &Split, group: &[&Job]) -
         check(j, built)?;
     }
     train_ensemble(&net, train, eval, &cfgs, &mut NoCallback)
+}
+
+/// A study so far, for its live display: runs done, a line with the finished pairs
+/// and the running one-sided test, and the chart of mean test accuracy per width.
+fn study_state(jobs: &[Job], runs: &[Option<RunResult>]) -> (usize, String, Vec<crate::log::LiveChart>) {
+    let finished = |i: usize| runs[i].as_ref().filter(|r| r.ended != crate::train::Ended::Skipped);
+    let done = runs.iter().filter(|r| r.is_some()).count();
+    let rows: Vec<(i64, &str, f64)> = (0..jobs.len()).filter_map(|i| finished(i).map(|r| (jobs[i].dense_width, jobs[i].variant, r.test_acc))).collect();
+    let mut pairs = (Vec::new(), Vec::new());
+    for (i, j) in jobs.iter().enumerate().filter(|(_, j)| j.variant == "sparse") {
+        let twin = jobs.iter().position(|t| t.variant == "dense" && t.dense_width == j.dense_width && t.seed == j.seed);
+        if let (Some(s), Some(d)) = (finished(i), twin.and_then(finished)) {
+            pairs.0.push(s.test_acc);
+            pairs.1.push(d.test_acc);
+        }
+    }
+    let ahead = pairs.0.iter().zip(&pairs.1).filter(|(s, d)| s > d).count();
+    let mut line = format!("{} pairs, sparse ahead in {ahead}", pairs.0.len());
+    if let Ok(w) = wilcoxon(&pairs.0, &pairs.1, &WilcoxonOptions { alternative: Alternative::Greater, ..Default::default() }) {
+        line.push_str(&format!(" · one-sided Wilcoxon p = {:.4} (n = {})", w.p_value, w.n));
+    }
+    (done, line, vec![study_chart(&rows)])
+}
+
+/// Mean test accuracy of each variant per dense width, from (dense width, variant,
+/// test accuracy) rows: the chart of a study's live display and of its result.
+pub fn study_chart(rows: &[(i64, &str, f64)]) -> crate::log::LiveChart {
+    let mut series = Vec::new();
+    for variant in ["sparse", "dense"] {
+        let mut widths: Vec<i64> = rows.iter().filter(|r| r.1 == variant && r.2.is_finite()).map(|r| r.0).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        let points = widths
+            .iter()
+            .map(|&w| {
+                let acc: Vec<f64> = rows.iter().filter(|r| r.1 == variant && r.0 == w && r.2.is_finite()).map(|r| r.2).collect();
+                (w as f64, acc.iter().sum::<f64>() / acc.len() as f64)
+            })
+            .collect();
+        series.push((variant.to_string(), points));
+    }
+    crate::log::LiveChart { title: "test accuracy per dense width (mean over seeds)".into(), x_label: "dense width".into(), y_label: "test accuracy".into(), series, scatter: false }
 }
 
 /// Wilcoxon on (sparse, dense) final test accuracy paired by (width, seed).
@@ -397,6 +453,14 @@ impl ScSdcResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn study_chart_means_each_variant_over_seeds_per_width() {
+        let rows = [(10, "sparse", 0.5), (20, "dense", 0.9), (10, "sparse", 0.7), (10, "dense", f64::NAN), (20, "sparse", 0.8)];
+        let c = study_chart(&rows);
+        assert_eq!(c.series[0], ("sparse".to_string(), vec![(10.0, 0.6), (20.0, 0.8)]));
+        assert_eq!(c.series[1], ("dense".to_string(), vec![(20.0, 0.9)]), "a diverged run is left out");
+    }
 
     #[test]
     fn report_widths_and_twin_counts() {

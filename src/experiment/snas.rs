@@ -315,6 +315,8 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
     let samples = if session.is_check() { cfg.samples.min(2) } else { cfg.samples };
     let mut skip_search = false;
     let mut trial_keys: Vec<String> = Vec::new();
+    let live = crate::train::TaskLive::new(crate::log::LiveKind::Search, &format!("SNAS: {samples} trials over {} layer densities", sizes.len()), samples, "trials");
+    live.update(0, "", Vec::new());
     for id in 0..samples {
         if skip_search && searcher.adaptive() && id > 0 {
             break;
@@ -406,6 +408,10 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
         if better {
             best = Some((id, (!from_store).then_some(model)));
         }
+        if live.active() {
+            let (line, charts) = search_state(&trials, total);
+            live.update(trials.len(), &line, charts);
+        }
         session.interrupted()?;
     }
     let (best_idx, best_model) = best.ok_or_else(|| Error::config("samples", "no trial finished"))?;
@@ -450,7 +456,56 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             Some(SnasBaseline { method: method.to_string(), density, active, test_acc, test_loss, run })
         }
     };
+    if live.active() {
+        let (line, charts) = search_state(&trials, total);
+        let test = if best_test_acc.is_finite() { format!(" · best trial's test accuracy {best_test_acc:.4}") } else { String::new() };
+        live.finish(trials.len(), &format!("{line}{test}"), charts);
+    }
     Ok(SnasResult { trials, best: best_idx, best_model, best_test_acc, best_test_loss, pareto, baseline })
+}
+
+/// A search so far, for its live display: the best trial, and two charts: score per
+/// trial with the best so far, and validation accuracy against density with the
+/// Pareto front (most accurate for fewest active weights).
+fn search_state(trials: &[Trial], total: u64) -> (String, Vec<crate::log::LiveChart>) {
+    let rows: Vec<(usize, f64, f64, f64)> = trials.iter().map(|t| (t.id, t.score, t.active as f64 / total.max(1) as f64, t.scores.last().copied().unwrap_or(f64::NAN))).collect();
+    let best = trials.iter().filter(|t| t.score.is_finite()).max_by(|a, b| a.score.total_cmp(&b.score));
+    let line = match best {
+        Some(b) => format!("best score {:.4} (trial {}, density {:.4})", b.score, b.id, b.active as f64 / total.max(1) as f64),
+        None => "no trial scored yet".to_string(),
+    };
+    (line, search_charts(&rows))
+}
+
+/// The charts of a search from (trial, score, density, validation accuracy) rows:
+/// the live display's and the result's.
+pub fn search_charts(rows: &[(usize, f64, f64, f64)]) -> Vec<crate::log::LiveChart> {
+    let scored: Vec<(f64, f64)> = rows.iter().filter(|r| r.1.is_finite()).map(|r| (r.0 as f64, r.1)).collect();
+    let mut best_so_far = Vec::new();
+    let mut top = f64::NEG_INFINITY;
+    for &(x, y) in &scored {
+        top = top.max(y);
+        best_so_far.push((x, top));
+    }
+    let points: Vec<(f64, f64)> = rows.iter().map(|r| (r.3, r.2)).collect();
+    let front: Vec<(f64, f64)> = pareto_front(&points).into_iter().map(|i| (rows[i].2, rows[i].3)).collect();
+    let others: Vec<(f64, f64)> = rows.iter().filter(|r| r.3.is_finite() && !front.contains(&(r.2, r.3))).map(|r| (r.2, r.3)).collect();
+    vec![
+        crate::log::LiveChart {
+            title: "score per trial".into(),
+            x_label: "trial".into(),
+            y_label: "score".into(),
+            series: vec![("score".into(), scored), ("best so far".into(), best_so_far)],
+            scatter: false,
+        },
+        crate::log::LiveChart {
+            title: "Pareto front: accuracy against density".into(),
+            x_label: "density".into(),
+            y_label: "validation accuracy".into(),
+            series: vec![("trials".into(), others), ("Pareto front".into(), front)],
+            scatter: true,
+        },
+    ]
 }
 
 impl SnasResult {
@@ -482,6 +537,19 @@ impl SnasResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_charts_trace_the_best_so_far_and_the_pareto_front() {
+        // (trial, score, density, validation accuracy); trial 3 diverged.
+        let rows = [(0, 0.5, 0.3, 0.5), (1, 0.7, 0.2, 0.7), (2, 0.6, 0.1, 0.6), (3, f64::NEG_INFINITY, 0.05, f64::NAN)];
+        let c = search_charts(&rows);
+        assert_eq!(c[0].series[0].1, vec![(0.0, 0.5), (1.0, 0.7), (2.0, 0.6)]);
+        assert_eq!(c[0].series[1].1, vec![(0.0, 0.5), (1.0, 0.7), (2.0, 0.7)], "best so far");
+        // Trial 0 (0.5 at 0.3) is beaten by trial 1 (0.7 at 0.2): the front is trials 2 and 1, by density.
+        assert_eq!(c[1].series[1].1, vec![(0.1, 0.6), (0.2, 0.7)], "Pareto front");
+        assert_eq!(c[1].series[0].1, vec![(0.3, 0.5)], "the other trials");
+        assert!(c[1].scatter && !c[0].scatter);
+    }
 
     #[test]
     fn rounded_counts_never_exceed_the_budget() {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 /// Name of the kernelspec directory (`jupyter kernelspec list` shows it).
 pub const KERNEL_NAME: &str = "sparselab";
 
-const LOGO_32: &[u8] = include_bytes!("../../assets/kernel/logo-32x32.png");
-const LOGO_64: &[u8] = include_bytes!("../../assets/kernel/logo-64x64.png");
+pub(crate) const LOGO_32: &[u8] = include_bytes!("../../assets/kernel/logo-32x32.png");
+pub(crate) const LOGO_64: &[u8] = include_bytes!("../../assets/kernel/logo-64x64.png");
 
 /// Where to install, as `jupyter kernelspec install --user | --sys-prefix | --prefix P`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +34,20 @@ pub enum InstallTarget {
 /// # Errors
 /// No home directory, or no Python environment found for `SysPrefix`.
 pub fn kernel_dir(target: &InstallTarget) -> io::Result<PathBuf> {
+    kernel_dir_named(target, KERNEL_NAME)
+}
+
+/// The `kernels/<name>` directory for `target` (not created).
+///
+/// # Errors
+/// As [`kernel_dir`].
+pub fn kernel_dir_named(target: &InstallTarget, name: &str) -> io::Result<PathBuf> {
     let data = match target {
         InstallTarget::User => user_data_dir()?,
         InstallTarget::SysPrefix => sys_prefix()?.join("share").join("jupyter"),
         InstallTarget::Prefix(p) => p.join("share").join("jupyter"),
     };
-    Ok(data.join("kernels").join(KERNEL_NAME))
+    Ok(data.join("kernels").join(name))
 }
 
 /// Writes `kernel.json` and the logos; the kernel is launched as
@@ -70,7 +78,15 @@ pub fn install(target: InstallTarget, argv0: &Path) -> io::Result<PathBuf> {
 /// # Errors
 /// Directory resolution or removal failing.
 pub fn uninstall(target: InstallTarget) -> io::Result<Option<PathBuf>> {
-    let dir = kernel_dir(&target)?;
+    uninstall_named(target, KERNEL_NAME)
+}
+
+/// Removes the kernelspec `name`; as [`uninstall`].
+///
+/// # Errors
+/// Directory resolution or removal failing.
+pub fn uninstall_named(target: InstallTarget, name: &str) -> io::Result<Option<PathBuf>> {
+    let dir = kernel_dir_named(&target, name)?;
     if !dir.exists() {
         return Ok(None);
     }

@@ -49,7 +49,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-pub use kernelspec::{install, kernel_dir, uninstall, InstallTarget, KERNEL_NAME};
+pub use kernelspec::{install, kernel_dir, kernel_dir_named, uninstall, uninstall_named, InstallTarget, KERNEL_NAME};
+pub mod evcxr;
 pub use rhai_exec::{RhaiExecutor, RhaiHooks};
 
 static CELL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -211,7 +211,7 @@ fn len_err(key: &str, got: usize, want: usize) -> Error {
 pub fn effective_active(masks: &[Tensor], depth: usize, skip: bool) -> Vec<i64> {
     let _guard = tch::no_grad_guard();
     let starts = |i: usize| skip && i % 2 == 1 && i + 1 < depth;
-    let ends = |i: usize| skip && i % 2 == 0 && i >= 2;
+    let ends = |i: usize| skip && i.is_multiple_of(2) && i >= 2;
     let on = |t: Tensor| t.gt(0.0).to_kind(tch::Kind::Float);
     // reach[k]: units of h_k (h_0 the input, h_{i+1} the output of weight layer i).
     let mut reach = vec![Tensor::ones([masks[0].size()[1]], (tch::Kind::Float, Device::Cpu))];
@@ -265,7 +265,7 @@ impl Model for Mlp {
         for i in 0..self.cfg.depth {
             // 0-based hidden i: blocks start at i = 1, 3, 5, ... and need a partner.
             let starts_block = self.cfg.skip && i % 2 == 1 && i + 1 < self.cfg.depth;
-            let ends_block = self.cfg.skip && i % 2 == 0 && i >= 2;
+            let ends_block = self.cfg.skip && i.is_multiple_of(2) && i >= 2;
             if starts_block {
                 residual = Some(h.shallow_clone());
             }

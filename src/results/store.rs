@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 
 /// Version of the store's file layout, kept in `<store>/FORMAT`; a store of another
 /// format is an error on open, never read as if it were this one.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 
 /// Checks (or, for a new store, writes) `<dir>/FORMAT`. A store with records but no
 /// FORMAT file was written by format 1.

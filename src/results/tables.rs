@@ -4,11 +4,11 @@ use crate::error::Result;
 use crate::model::LayerInfo;
 use crate::train::RunResult;
 
-/// Per-epoch history: epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds.
+/// Per-epoch history (epochs counted from 1, as the log counts them): epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds.
 pub fn history_frame(run: &RunResult) -> Result<Frame> {
     let h = &run.history;
     FrameBuilder::new()
-        .i64("epoch", h.iter().map(|r| r.epoch as i64).collect())
+        .i64("epoch", h.iter().map(|r| r.epoch as i64 + 1).collect())
         .f64("train_loss", h.iter().map(|r| r.train_loss).collect())
         .f64("train_acc", h.iter().map(|r| r.train_acc).collect())
         .f64("test_loss", h.iter().map(|r| r.test_loss).collect())
@@ -18,12 +18,12 @@ pub fn history_frame(run: &RunResult) -> Result<Frame> {
         .build()
 }
 
-/// Gradient flow, one row per (point, layer): epoch, layer, l1, l2, masked_l1,
+/// Gradient flow, one row per (point, layer): epoch (from 1: measured at its end), layer, l1, l2, masked_l1,
 /// masked_l2, plus the point's egf1, egf2, gnorm1, gnorm2.
 pub fn grad_flow_frame(run: &RunResult) -> Result<Frame> {
     let rows: Vec<_> = run.grad_flow.iter().flat_map(|p| p.layers.iter().map(move |l| (p, l))).collect();
     FrameBuilder::new()
-        .i64("epoch", rows.iter().map(|(p, _)| p.epoch as i64).collect())
+        .i64("epoch", rows.iter().map(|(p, _)| p.epoch as i64 + 1).collect())
         .str("layer", rows.iter().map(|(_, l)| l.name.clone()).collect())
         .f64("l1", rows.iter().map(|(_, l)| l.l1).collect())
         .f64("l2", rows.iter().map(|(_, l)| l.l2).collect())
@@ -56,7 +56,7 @@ pub fn run_row(run: &RunResult) -> FrameBuilder {
         .f64("test_loss", vec![run.test_loss])
         .f64("train_loss", vec![run.history.last().map(|h| h.train_loss).unwrap_or(f64::NAN)])
         .bool("diverged", vec![run.diverged().is_some()])
-        .opt_i64("diverged_epoch", vec![run.diverged().map(|e| e as i64)])
+        .opt_i64("diverged_epoch", vec![run.diverged().map(|e| e as i64 + 1)])
         .i64("epochs_run", vec![run.history.len() as i64])
         .opt_f64("egf1", vec![g.map(|g| g.egf1)])
         .opt_f64("egf2", vec![g.map(|g| g.egf2)])

@@ -113,13 +113,13 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Rc<Context>) {
     engine.register_get("test_acc", |r: &mut RunHandle| r.0.test_acc);
     engine.register_get("test_loss", |r: &mut RunHandle| r.0.test_loss);
     engine.register_get("diverged", |r: &mut RunHandle| r.0.diverged().is_some());
-    engine.register_get("diverged_epoch", |r: &mut RunHandle| r.0.diverged().map(|e| Dynamic::from(e as i64)).unwrap_or(Dynamic::UNIT));
+    engine.register_get("diverged_epoch", |r: &mut RunHandle| r.0.diverged().map(|e| Dynamic::from(e as i64 + 1)).unwrap_or(Dynamic::UNIT));
     engine.register_get("seconds", |r: &mut RunHandle| r.0.seconds);
     engine.register_get("mask_history", |r: &mut RunHandle| -> RhaiResult<Frame> {
         let h = &r.0.mask_history;
         crate::results::FrameBuilder::new()
             .i64("step", h.iter().map(|p| p.step as i64).collect())
-            .i64("epoch", h.iter().map(|p| p.epoch as i64).collect())
+            .i64("epoch", h.iter().map(|p| p.epoch as i64 + 1).collect())
             .f64("kept", h.iter().map(|p| p.kept).collect())
             .i64("active", h.iter().map(|p| p.active).collect())
             .build()

@@ -40,7 +40,7 @@ impl CheckpointPolicy {
 
     /// Whether a checkpoint is due after `epochs_done` epochs, `since` seconds after the last one.
     pub(crate) fn due(&self, epochs_done: usize, since: f64) -> bool {
-        (self.every_epochs > 0 && epochs_done % self.every_epochs == 0) || since >= self.every_secs
+        (self.every_epochs > 0 && epochs_done.is_multiple_of(self.every_epochs)) || since >= self.every_secs
     }
 
     /// Removes every checkpoint of the run `key` (its record is written).

@@ -203,14 +203,14 @@ impl Masker {
     pub(crate) fn due(&self, step: usize) -> Option<f64> {
         let t = self.total as f64;
         match self.schedule {
-            MaskSchedule::Set { fraction } => (step % self.steps_per_epoch == 0 && step < self.total).then_some(fraction),
+            MaskSchedule::Set { fraction } => (step.is_multiple_of(self.steps_per_epoch) && step < self.total).then_some(fraction),
             MaskSchedule::Rigl { fraction, every, end } => {
                 let stop = end * t;
-                (step % every == 0 && (step as f64) < stop).then(|| fraction / 2.0 * (1.0 + (std::f64::consts::PI * step as f64 / stop).cos()))
+                (step.is_multiple_of(every) && (step as f64) < stop).then(|| fraction / 2.0 * (1.0 + (std::f64::consts::PI * step as f64 / stop).cos()))
             }
             MaskSchedule::Gradual { start, end, every, .. } => {
                 let (t0, t1) = ((start * t).round() as usize, ((end * t).round() as usize).max(1));
-                (step >= t0 && step <= t1 && ((step - t0) % every == 0 || step == t1)).then(|| if t1 > t0 { (step - t0) as f64 / (t1 - t0) as f64 } else { 1.0 })
+                (step >= t0 && step <= t1 && ((step - t0).is_multiple_of(every) || step == t1)).then(|| if t1 > t0 { (step - t0) as f64 / (t1 - t0) as f64 } else { 1.0 })
             }
         }
     }

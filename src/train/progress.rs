@@ -135,3 +135,92 @@ impl Progress {
         }
     }
 }
+
+thread_local! {
+    /// Studies and searches running on this thread (a study inside a grid shows in
+    /// the grid's display, not its own).
+    static TASKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The live display of a study or search (many runs): its count, rate, ETA, a line
+/// of results so far and its charts. The training run under way shows inside it.
+/// Inert without a live display (a terminal, `sparselab run`) and inside another task.
+pub struct TaskLive {
+    state: Option<RefCell<TaskState>>,
+}
+
+struct TaskState {
+    live: crate::log::Live,
+    unit: &'static str,
+    /// When the first update came and how many units were done then (records reused
+    /// from the store are done at once; the rate counts what trains here).
+    base: Option<(Instant, usize)>,
+    start: Instant,
+}
+
+impl TaskLive {
+    /// A display titled `title` for `total` units (`unit`: "runs", "trials", "cells").
+    pub fn new(kind: crate::log::LiveKind, title: &str, total: usize, unit: &'static str) -> TaskLive {
+        if !crate::log::has_live() || TASKS.with(|t| t.get()) > 0 {
+            return TaskLive { state: None };
+        }
+        TASKS.with(|t| t.set(t.get() + 1));
+        let live = crate::log::Live { id: crate::log::next_live_id(), title: title.to_string(), total, kind, ..Default::default() };
+        TaskLive { state: Some(RefCell::new(TaskState { live, unit, base: None, start: Instant::now() })) }
+    }
+
+    /// Whether anything is shown (callers skip computing charts otherwise).
+    pub fn active(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// `done` units so far; `results` is the line of results so far, `charts` the
+    /// charts. Every call sends (callers update once per finished unit).
+    pub fn update(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>) {
+        self.send(done, results, charts, false);
+    }
+
+    /// The final state, kept in the notebook.
+    pub fn finish(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>) {
+        self.send(done, results, charts, true);
+    }
+
+    fn send(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>, finished: bool) {
+        let Some(s) = &self.state else { return };
+        let mut s = s.borrow_mut();
+        let now = Instant::now();
+        let (t0, d0) = *s.base.get_or_insert((now, done));
+        let total = s.live.total;
+        let mut status = format!("{done}/{total} {}", s.unit);
+        if finished {
+            status.push_str(&format!(" in {}", clock(s.start.elapsed().as_secs_f64())));
+        } else if done > d0 {
+            let per = (now - t0).as_secs_f64() / (done - d0) as f64;
+            status.push_str(&format!(" · {per:.1} s each · ETA {}", clock(per * total.saturating_sub(done) as f64)));
+        }
+        if !results.is_empty() {
+            status.push_str(" · ");
+            status.push_str(results);
+        }
+        s.live.done = done;
+        s.live.status = status;
+        s.live.charts = charts;
+        s.live.finished = finished;
+        crate::log::live(&s.live);
+    }
+}
+
+impl Drop for TaskLive {
+    fn drop(&mut self) {
+        if let Some(s) = &self.state {
+            TASKS.with(|t| t.set(t.get().saturating_sub(1)));
+            // Ended by an error or an interrupt: the display says so and stops updating.
+            let mut s = s.borrow_mut();
+            if !s.live.finished {
+                s.live.finished = true;
+                s.live.status = format!("stopped at {}/{} {} · {}", s.live.done, s.live.total, s.unit, s.live.status);
+                crate::log::live(&s.live);
+            }
+        }
+    }
+}

@@ -108,7 +108,8 @@ impl RunResult {
         }
     }
 
-    /// The epoch in which the loss became NaN/inf, if it did.
+    /// The 0-based epoch in which the loss became NaN/inf, if it did (frames, the
+    /// summary and `Run.diverged_epoch` count it from 1).
     pub fn diverged(&self) -> Option<usize> {
         match self.ended {
             Ended::Diverged(e) => Some(e),
@@ -134,9 +135,9 @@ impl RunResult {
         let mut s = format!("test_acc {:.4}  test_loss {:.4}  epochs {}  {:.1}s on {}", self.test_acc, self.test_loss, self.history.len(), self.seconds, self.device);
         match self.ended {
             Ended::Finished => {}
-            Ended::Diverged(e) => write!(s, "  DIVERGED at epoch {e}").unwrap_or(()),
-            Ended::Stopped(e) => write!(s, "  stopped after epoch {e}").unwrap_or(()),
-            Ended::Interrupted(e) => write!(s, "  INTERRUPTED in epoch {e}").unwrap_or(()),
+            Ended::Diverged(e) => write!(s, "  DIVERGED at epoch {}", e + 1).unwrap_or(()),
+            Ended::Stopped(e) => write!(s, "  stopped after epoch {}", e + 1).unwrap_or(()),
+            Ended::Interrupted(e) => write!(s, "  INTERRUPTED in epoch {}", e + 1).unwrap_or(()),
             Ended::Skipped => write!(s, "  SKIPPED (another shard's run)").unwrap_or(()),
         }
         if let Some(g) = self.grad_flow_average() {
@@ -149,7 +150,7 @@ impl RunResult {
     pub fn history_table(&self) -> String {
         let mut s = format!("{:>5} {:>10} {:>9} {:>10} {:>9} {:>9} {:>7}\n", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "sec");
         for h in &self.history {
-            let _ = writeln!(s, "{:>5} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>9.2e} {:>7.2}", h.epoch, h.train_loss, h.train_acc, h.test_loss, h.test_acc, h.lr, h.seconds);
+            let _ = writeln!(s, "{:>5} {:>10.4} {:>9.4} {:>10.4} {:>9.4} {:>9.2e} {:>7.2}", h.epoch + 1, h.train_loss, h.train_acc, h.test_loss, h.test_acc, h.lr, h.seconds);
         }
         s.pop();
         s

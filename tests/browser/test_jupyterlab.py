@@ -144,7 +144,9 @@ def output_facts(page):
       const tables = nb.querySelectorAll('.jp-OutputArea-output table').length;
       const errors = [...nb.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')].map(o => o.textContent);
       const live = [...nb.querySelectorAll('.sparselab-live')].map(e => e.dataset.finished);
-      return { stderr: err, imgs, tables, errors, live };
+      const kinds = [...nb.querySelectorAll('.sparselab-live')].map(e => e.dataset.kind);
+      const rich = [...nb.querySelectorAll('.sparselab-study, .sparselab-search')].map(e => [e.className, e.querySelectorAll('img').length]);
+      return { stderr: err, imgs, tables, errors, live, kinds, rich };
     }""")
 
 
@@ -178,6 +180,11 @@ def run_notebook(page, url, name):
     check(not progress_as_error, f"{name}: no progress text styled as an error {progress_as_error[:1]}")
     check(live["redraws"] >= 3, f"{name}: the live display was drawn and updated at least twice ({live['redraws']} draws: {live['states'][:6]})")
     check(facts["live"] and all(f == "true" for f in facts["live"]), f"{name}: every live display ends complete {facts['live']}")
+    # A study and a search show one display for all their runs, and their result richly.
+    for nb_name, kind, cls in (("sc_sdc", "study", "sparselab-study"), ("snas", "search", "sparselab-search")):
+        if name == nb_name:
+            check(kind in facts["kinds"], f"{name}: the {kind} has its own live display {facts['kinds']}")
+            check(any(c == cls and n > 0 for c, n in facts["rich"]), f"{name}: the result shows as {cls} with charts {facts['rich']}")
     dismiss_news(page)
     page.screenshot(path=os.path.join(OUT, f"{name}.png"))
     # The live display and the chart after it, for the README.

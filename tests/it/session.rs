@@ -221,5 +221,5 @@ fn a_store_of_another_format_is_a_clear_error() {
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(store.join("0123.json"), "{}").unwrap(); // a format-1 store: records, no FORMAT file
     let err = fails_with(&sparselab(&d, "run", "f.rhai", "print(1);"), "this run store has format 1; sparselab");
-    assert!(err.contains("reads format 2"), "{err}");
+    assert!(err.contains("reads format 3"), "{err}");
 }

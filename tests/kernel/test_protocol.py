@@ -269,6 +269,55 @@ def test_models_and_runs_display_richly_with_plain_text(kernel):
     assert data["text/plain"].startswith("test_acc ")
 
 
+def live_displays(msgs):
+    return [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
+            and "sparselab-live" in str(m["content"]["data"].get("text/html", ""))]
+
+
+def test_a_study_shows_its_pairs_and_running_test_live_and_its_result_richly(kernel):
+    """sc_sdc: one live display (kind study) counting runs and pairs with the running
+    one-sided test, the run under way inside it; at the end the same p-value as the
+    result's test. The result map shows the test line, a chart and tables."""
+    _, kc = kernel
+    drain(kc)
+    code = ('let d = dataset("synthetic", #{ train: 512, test: 128 });\n'
+            'let s = sc_sdc(d, #{ depth: 1, max_width: 24, fractions: [0.3, 0.9], seeds: [0, 1], epochs: 2 });\n'
+            's')
+    msg_id = kc.execute(code)
+    msgs = iopub_until_idle(kc, msg_id, timeout=120)
+    live = live_displays(msgs)
+    assert live and len({m["content"]["transient"]["display_id"] for m in live}) == 1
+    htmls = [m["content"]["data"]["text/html"] for m in live]
+    assert all('data-kind="study"' in h for h in htmls), htmls[0][:300]
+    assert any("sparselab-live-run" in h for h in htmls), "the run under way shows inside the study"
+    final = live[-1]["content"]["data"]
+    assert 'data-finished="true"' in final["text/html"] and "sparselab-live-run" not in final["text/html"]
+    assert "8/8 runs" in final["text/plain"] and "4 pairs" in final["text/plain"], final["text/plain"]
+    result = [m for m in msgs if m["msg_type"] == "execute_result"][0]["content"]["data"]
+    assert "sparselab-study" in result["text/html"] and "<img" in result["text/html"] and "<table" in result["text/html"]
+    drain(kc)
+    reply, out = execute(kc, 's.test.p_value')
+    p = float([m for m in out if m["msg_type"] == "execute_result"][0]["content"]["data"]["text/plain"])
+    assert f"p = {p:.4f}" in final["text/plain"], (p, final["text/plain"])
+    assert f"p = {p:.4f}" in result["text/html"]
+
+
+def test_a_search_shows_scores_best_and_pareto_front_live_and_richly(kernel):
+    _, kc = kernel
+    drain(kc)
+    code = ('let d = dataset("synthetic", #{ train: 512, test: 128 });\n'
+            'snas(d, #{ samples: 4, search: "random", depth: 2, width: 16, train: #{ epochs: 1 } })')
+    msg_id = kc.execute(code)
+    msgs = iopub_until_idle(kc, msg_id, timeout=120)
+    live = live_displays(msgs)
+    assert live and all('data-kind="search"' in m["content"]["data"]["text/html"] for m in live)
+    final = live[-1]["content"]["data"]
+    assert "4/4 trials" in final["text/plain"] and "best score" in final["text/plain"], final["text/plain"]
+    assert final["text/html"].count("<img") == 2, "score per trial and the Pareto front"
+    result = [m for m in msgs if m["msg_type"] == "execute_result"][0]["content"]["data"]
+    assert "sparselab-search" in result["text/html"] and result["text/html"].count("<img") == 2
+
+
 def test_error_aborts_queued_cells(kernel):
     _, kc = kernel
     drain(kc)
