@@ -90,13 +90,19 @@ pub fn live_chart(c: &crate::log::LiveChart, size: (u32, u32)) -> Option<Chart> 
     }
 }
 
-/// A live display: a study's or search's state (`task`) with the run under way inside
-/// it, or a lone run. A `run` beside a finished task is one that started after it and
-/// is shown on its own.
-pub fn live_mime(task: Option<&crate::log::Live>, run: Option<&crate::log::Live>) -> MimeBundle {
-    let task_open = task.is_some_and(|t| !t.finished);
-    let mut html = task.map(|t| live_block(t, "sparselab-live")).unwrap_or_default();
-    let mut text: Vec<String> = task.map(|t| format!("{}: {}", t.title, t.status)).into_iter().collect();
+/// A live task's block as the main part of a display (drawn once per task update,
+/// not again for each update of the run inside it).
+pub fn task_block(task: &crate::log::Live) -> String {
+    live_block(task, "sparselab-live")
+}
+
+/// A live display: a study's or search's state (`task`, with its [`task_block`]) and
+/// the run under way inside it, or a lone run. A `run` beside a finished task is one
+/// that started after it and is shown on its own.
+pub fn live_mime(task: Option<(&crate::log::Live, &str)>, run: Option<&crate::log::Live>) -> MimeBundle {
+    let task_open = task.is_some_and(|(t, _)| !t.finished);
+    let mut html = task.map(|(_, block)| block.to_string()).unwrap_or_default();
+    let mut text: Vec<String> = task.map(|(t, _)| format!("{}: {}", t.title, t.status)).into_iter().collect();
     if let Some(r) = run {
         html.push_str(&live_block(r, if task_open { "sparselab-live-run" } else { "sparselab-live" }));
         text.push(format!("{}: {}", r.title, r.status));
@@ -137,19 +143,17 @@ fn esc(t: &str) -> String {
     t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// A table cell with a density as a bar (120 px for 1) and its value.
+fn density_cell(d: f64) -> String {
+    format!("<td style=\"text-align:left\"><span style=\"display:inline-block;width:{:.0}px;height:0.8em;background:#1f77b4\"></span> {d:.4}</td>", (d * 120.0).clamp(1.0, 120.0))
+}
+
 /// A model as its description and a layer table with a bar per layer's density.
 pub fn model_html(title: &str, layers: &[crate::model::LayerInfo]) -> String {
     let mut h = format!("<div class=\"sparselab-model\"><b>{}</b><table><thead><tr><th>layer</th><th>shape</th><th>active</th><th>total</th><th>density</th></tr></thead><tbody>", esc(title));
     for l in layers {
         let shape = l.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{shape}</td><td>{}</td><td>{}</td><td style=\"text-align:left\"><span style=\"display:inline-block;width:{:.0}px;height:0.8em;background:#1f77b4\"></span> {:.4}</td></tr>",
-            esc(&l.name),
-            l.active,
-            l.total,
-            (l.density * 120.0).clamp(1.0, 120.0),
-            l.density
-        ));
+        h.push_str(&format!("<tr><td>{}</td><td>{shape}</td><td>{}</td><td>{}</td>{}</tr>", esc(&l.name), l.active, l.total, density_cell(l.density)));
     }
     let (active, total): (i64, i64) = layers.iter().fold((0, 0), |(a, t), l| (a + l.active, t + l.total));
     h.push_str(&format!("</tbody></table>{active} of {total} weights active ({:.2} %)</div>", 100.0 * active as f64 / total.max(1) as f64));
@@ -160,20 +164,9 @@ pub fn model_html(title: &str, layers: &[crate::model::LayerInfo]) -> String {
 pub fn run_html(r: &crate::train::RunResult) -> String {
     let mut h = format!("<div class=\"sparselab-run\"><pre>{}</pre>", esc(&r.summary()));
     if !r.history.is_empty() {
-        let x = |e: usize| (e + 1) as f64;
-        let series: Vec<crate::plot::Series> = [
-            ("train_loss", r.history.iter().map(|e| (x(e.epoch), e.train_loss)).collect::<Vec<_>>()),
-            ("test_loss", r.history.iter().map(|e| (x(e.epoch), e.test_loss)).collect()),
-            ("train_acc", r.history.iter().map(|e| (x(e.epoch), e.train_acc)).collect()),
-            ("test_acc", r.history.iter().map(|e| (x(e.epoch), e.test_acc)).collect()),
-        ]
-        .into_iter()
-        .map(|(n, p)| crate::plot::Series::new(n, p.into_iter().filter(|q| q.1.is_finite()).collect()))
-        .filter(|s| !s.points.is_empty())
-        .collect();
         let opts = crate::plot::LearningCurveOptions { size: (640, 260), ..Default::default() };
-        if let Ok(png) = crate::plot::learning_curves(&series, &opts).and_then(|c| c.to_png()) {
-            h.push_str(&format!("<img alt=\"learning curves\" src=\"data:image/png;base64,{}\"/>", base64::engine::general_purpose::STANDARD.encode(png)));
+        if let Ok(c) = crate::results::history_frame(r).and_then(|f| crate::results::history_chart(&f, None, &opts)) {
+            h.push_str(&chart_img(&c));
         }
     }
     h.push_str("</div>");
@@ -268,11 +261,7 @@ pub fn search_html(history: &Frame, best: &rhai::Map) -> String {
     if let Some(d) = best.get("densities").and_then(|d| d.read_lock::<rhai::Array>().map(|a| a.iter().filter_map(|x| x.as_float().ok()).collect::<Vec<f64>>())) {
         h.push_str("<table><thead><tr><th>layer</th><th>density</th></tr></thead><tbody>");
         for (i, x) in d.iter().enumerate() {
-            h.push_str(&format!(
-                "<tr><td>d{}</td><td style=\"text-align:left\"><span style=\"display:inline-block;width:{:.0}px;height:0.8em;background:#1f77b4\"></span> {x:.4}</td></tr>",
-                i + 1,
-                (x * 120.0).clamp(1.0, 120.0)
-            ));
+            h.push_str(&format!("<tr><td>d{}</td>{}</tr>", i + 1, density_cell(*x)));
         }
         h.push_str("</tbody></table>");
     }
@@ -305,7 +294,7 @@ pub fn hooks(interrupt: Arc<AtomicBool>) -> RhaiHooks {
             crate::log::set_sink(Rc::new(move |line: &str| sink.stream(if crate::log::is_warning(line) { "stderr" } else { "stdout" }, &format!("{line}\n"))));
             // One live display per cell: the study or search under way (if any) and
             // the training run under way.
-            type Shown = (Option<u64>, Option<crate::log::Live>, Option<crate::log::Live>);
+            type Shown = (Option<u64>, Option<(crate::log::Live, String)>, Option<crate::log::Live>);
             let (live_out, shown) = (out.clone(), std::cell::RefCell::new((None, None, None) as Shown));
             crate::log::replace_live(Some(Rc::new(move |l: &crate::log::Live| {
                 let cell = crate::kernel::current_cell();
@@ -316,14 +305,14 @@ pub fn hooks(interrupt: Arc<AtomicBool>) -> RhaiHooks {
                 }
                 if l.kind == crate::log::LiveKind::Run {
                     s.2 = Some(l.clone());
-                } else if s.1.as_ref().is_none_or(|t| t.id == l.id || t.finished) {
+                } else if s.1.as_ref().is_none_or(|(t, _)| t.id == l.id || t.finished) {
                     // A finished task shows only its final state: its last run goes.
                     if l.finished {
                         s.2 = None;
                     }
-                    s.1 = Some(l.clone());
+                    s.1 = Some((l.clone(), task_block(l)));
                 }
-                live_out.display(live_mime(s.1.as_ref(), s.2.as_ref()), Some(&format!("sparselab-live-{cell}")), update);
+                live_out.display(live_mime(s.1.as_ref().map(|(t, b)| (t, b.as_str())), s.2.as_ref()), Some(&format!("sparselab-live-{cell}")), update);
             })));
             let mut e = engine(Context::new("runs/notebook", false));
             add_module_resolvers(&mut e, std::path::Path::new("."));

@@ -108,7 +108,7 @@ pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, session:
     let configs = grid_configs(data, base, axes)?;
     let n = configs.len();
     let live = crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("SC-SDC grid: {n} configurations"), n, "cells");
-    live.update(0, "", Vec::new());
+    live.update(0, false, "", Vec::new());
     let mut points = Vec::new();
     for (config, cfg) in configs {
         let result = sc_sdc(data, &cfg, session, |_| {})?;
@@ -131,7 +131,7 @@ pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, session:
         if cells.len() == n {
             live.finish(cells.len(), &summary, vec![chart]);
         } else {
-            live.update(cells.len(), &summary, vec![chart]);
+            live.update(cells.len(), true, &summary, vec![chart]);
         }
     }
     Ok(cells)

@@ -164,7 +164,7 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
     let total = methods.len() * cfg.densities.len() * cfg.seeds.len();
     let mut runs = Vec::with_capacity(total);
     let live = crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("methods: {} x {} densities x {} seeds", methods.len(), cfg.densities.len(), cfg.seeds.len()), total, "runs");
-    live.update(0, "", Vec::new());
+    live.update(0, false, "", Vec::new());
     for &density in &cfg.densities {
         for &method in &methods {
             for &seed in &cfg.seeds {
@@ -179,7 +179,7 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
                     if runs.len() == total {
                         live.finish(runs.len(), &line, vec![chart]);
                     } else {
-                        live.update(runs.len(), &line, vec![chart]);
+                        live.update(runs.len(), true, &line, vec![chart]);
                     }
                 }
             }

@@ -297,10 +297,18 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
             on_run(&j.with(r.clone()));
         }
     }
-    if live.active() {
-        let (done, line, charts) = study_state(&jobs, &runs);
-        live.update(done, &line, charts);
-    }
+    // The live display after the reused runs, each trained group and at the end.
+    let show = |runs: &[Option<RunResult>], trained: bool, last: bool| {
+        if live.active() {
+            let (done, line, charts) = study_state(&jobs, runs);
+            if last {
+                live.finish(done, &line, charts);
+            } else {
+                live.update(done, trained, &line, charts);
+            }
+        }
+    };
+    show(&runs, false, false);
     let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
     let (_, train, eval) = session.shrink(&cfg.train, &data.train, &data.test);
     for group in ensemble_groups(&models, device, cfg.ensemble.max(1))? {
@@ -327,16 +335,10 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
         if complete {
             session.checkpoints().inspect(|p| p.remove(&group_key));
         }
-        if live.active() {
-            let (done, line, charts) = study_state(&jobs, &runs);
-            live.update(done, &line, charts);
-        }
+        show(&runs, true, false);
         session.interrupted()?;
     }
-    if live.active() {
-        let (done, line, charts) = study_state(&jobs, &runs);
-        live.finish(done, &line, charts);
-    }
+    show(&runs, true, true);
     let runs: Vec<ScSdcRun> = jobs.iter().zip(runs).map(|(j, run)| j.with(run.unwrap_or_else(RunResult::skipped))).collect();
     let test = paired_test(&runs).ok();
     Ok(ScSdcResult { runs, test })

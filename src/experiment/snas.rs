@@ -316,7 +316,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
     let mut skip_search = false;
     let mut trial_keys: Vec<String> = Vec::new();
     let live = crate::train::TaskLive::new(crate::log::LiveKind::Search, &format!("SNAS: {samples} trials over {} layer densities", sizes.len()), samples, "trials");
-    live.update(0, "", Vec::new());
+    live.update(0, false, "", Vec::new());
     for id in 0..samples {
         if skip_search && searcher.adaptive() && id > 0 {
             break;
@@ -410,7 +410,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
         }
         if live.active() {
             let (line, charts) = search_state(&trials, total);
-            live.update(trials.len(), &line, charts);
+            live.update(trials.len(), !from_store, &line, charts);
         }
         session.interrupted()?;
     }

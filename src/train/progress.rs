@@ -152,9 +152,9 @@ pub struct TaskLive {
 struct TaskState {
     live: crate::log::Live,
     unit: &'static str,
-    /// When the first update came and how many units were done then (records reused
-    /// from the store are done at once; the rate counts what trains here).
-    base: Option<(Instant, usize)>,
+    /// When the latest reused units were done and how many were done then: the rate
+    /// counts only what trains after it (records from the store are done at once).
+    base: (Instant, usize),
     start: Instant,
 }
 
@@ -166,7 +166,7 @@ impl TaskLive {
         }
         TASKS.with(|t| t.set(t.get() + 1));
         let live = crate::log::Live { id: crate::log::next_live_id(), title: title.to_string(), total, kind, ..Default::default() };
-        TaskLive { state: Some(RefCell::new(TaskState { live, unit, base: None, start: Instant::now() })) }
+        TaskLive { state: Some(RefCell::new(TaskState { live, unit, base: (Instant::now(), 0), start: Instant::now() })) }
     }
 
     /// Whether anything is shown (callers skip computing charts otherwise).
@@ -174,22 +174,27 @@ impl TaskLive {
         self.state.is_some()
     }
 
-    /// `done` units so far; `results` is the line of results so far, `charts` the
-    /// charts. Every call sends (callers update once per finished unit).
-    pub fn update(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>) {
-        self.send(done, results, charts, false);
+    /// `done` units so far, those since the last update `trained` here (or reused
+    /// from the store, which the rate leaves out); `results` is the line of results
+    /// so far, `charts` the charts. Every call sends (callers update once per unit or
+    /// group of units).
+    pub fn update(&self, done: usize, trained: bool, results: &str, charts: Vec<crate::log::LiveChart>) {
+        self.send(done, trained, results, charts, false);
     }
 
     /// The final state, kept in the notebook.
     pub fn finish(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>) {
-        self.send(done, results, charts, true);
+        self.send(done, true, results, charts, true);
     }
 
-    fn send(&self, done: usize, results: &str, charts: Vec<crate::log::LiveChart>, finished: bool) {
+    fn send(&self, done: usize, trained: bool, results: &str, charts: Vec<crate::log::LiveChart>, finished: bool) {
         let Some(s) = &self.state else { return };
         let mut s = s.borrow_mut();
         let now = Instant::now();
-        let (t0, d0) = *s.base.get_or_insert((now, done));
+        if !trained {
+            s.base = (now, done);
+        }
+        let (t0, d0) = s.base;
         let total = s.live.total;
         let mut status = format!("{done}/{total} {}", s.unit);
         if finished {

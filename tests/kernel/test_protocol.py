@@ -219,6 +219,11 @@ def test_print_streams_while_cell_runs(kernel):
     iopub_until_idle(kc, msg_id)
 
 
+def live_displays(msgs):
+    return [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
+            and "sparselab-live" in str(m["content"]["data"].get("text/html", ""))]
+
+
 def test_training_progress_is_one_live_display_updated_in_place(kernel):
     """A training cell shows one display (a display_id), updated in place at most
     about once a second and ending complete; no progress on stderr; a note (a
@@ -230,8 +235,7 @@ def test_training_progress_is_one_live_display_updated_in_place(kernel):
             'train(n, d, #{ epochs: 5 }).test_acc')
     msg_id = kc.execute(code)
     msgs = iopub_until_idle(kc, msg_id, timeout=120)
-    live = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
-            and "sparselab-live" in str(m["content"]["data"].get("text/html", ""))]
+    live = live_displays(msgs)
     assert live and live[0]["msg_type"] == "display_data", [m["msg_type"] for m in msgs]
     ids = {m["content"]["transient"]["display_id"] for m in live}
     assert len(ids) == 1, ids
@@ -267,11 +271,6 @@ def test_models_and_runs_display_richly_with_plain_text(kernel):
     data = results[0]["content"]["data"]
     assert "sparselab-run" in data["text/html"] and "<img" in data["text/html"]
     assert data["text/plain"].startswith("test_acc ")
-
-
-def live_displays(msgs):
-    return [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
-            and "sparselab-live" in str(m["content"]["data"].get("text/html", ""))]
 
 
 def test_a_study_shows_its_pairs_and_running_test_live_and_its_result_richly(kernel):
