@@ -31,7 +31,14 @@ fn main() {
     for f in ["sparse_linear.cpp", "fused_mlp.cpp", "kernels.h"] {
         println!("cargo:rerun-if-changed=src/compute/{f}");
     }
-    cc::Build::new()
+    // SPARSELAB_CXX: the C++ compiler for these kernels only (the CI's fallback build
+    // uses clang++ here without rebuilding torch-sys, which CXX would).
+    println!("cargo:rerun-if-env-changed=SPARSELAB_CXX");
+    let mut build = cc::Build::new();
+    if let Ok(cxx) = std::env::var("SPARSELAB_CXX") {
+        build.compiler(cxx);
+    }
+    build
         .cpp(true)
         .file("src/compute/sparse_linear.cpp")
         .file("src/compute/fused_mlp.cpp")
@@ -41,14 +48,28 @@ fn main() {
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-w")
-        .flag("-Wno-psabi")
+        .opt_level(3);
+    // `portable-kernels`: the fused step's dense products never call MKL (what a
+    // libtorch without MKL runs; the CI builds it so, with clang).
+    if std::env::var_os("CARGO_FEATURE_PORTABLE_KERNELS").is_some() {
+        build.define("SPARSELAB_PORTABLE", None);
+    }
+    let clang = build.get_compiler().is_like_clang();
+    if clang {
+        // libtorch's OpenMP runtime is GNU's libgomp, which clang's -fopenmp cannot
+        // target: the kernels build without it (at::parallel_for then runs inline and
+        // the fused step runs its tasks on plain threads).
+        println!("cargo:warning=building the C++ kernels with clang: at::parallel_for runs inline in them (libtorch's OpenMP is GNU's)");
+    } else {
         // at::parallel_for is inline OpenMP: without -fopenmp it runs on one thread.
-        .flag("-fopenmp")
-        .opt_level(3)
-        .compile("sparselab_kernels");
+        build.flag("-fopenmp").flag("-Wno-psabi");
+    }
+    build.compile("sparselab_kernels");
     // Resolves to the libgomp.so.1 libtorch ships (same soname, found first through
     // the rpath), so there is one OpenMP runtime and one thread pool.
-    println!("cargo:rustc-link-lib=gomp");
+    if !clang {
+        println!("cargo:rustc-link-lib=gomp");
+    }
     let lib = root.join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {

@@ -28,6 +28,11 @@ pub fn info() -> String {
     let _ = writeln!(s, "cpu       {}: the compact kernels' clone that runs here", cpu_level());
     let _ = writeln!(
         s,
+        "fused     dense products on {}",
+        if crate::compute::fused_gemm() == "mkl" { "MKL sgemm (single-threaded pieces)" } else { "the portable gemm (no MKL in this libtorch, or built with portable-kernels)" }
+    );
+    let _ = writeln!(
+        s,
         "repro     SPARSELAB_REPRODUCIBLE={} (MKL {}, ATen {}; {})",
         crate::repro::mode(),
         crate::repro::mkl_branch(),
@@ -122,7 +127,7 @@ pub struct TrainArgs {
     /// Weight representation: auto (compact at or below the crossover density), dense, compact.
     #[arg(long, default_value = "auto")]
     pub kernel: String,
-    /// Training step: auto (fused CPU step for plain ReLU MLPs with SGD/momentum), autograd, fused.
+    /// Training step: auto (fused CPU step for ReLU MLPs without dropout), autograd, fused.
     #[arg(long, default_value = "auto")]
     pub step: String,
     /// Save the trained model (weights and masks) here.
@@ -180,6 +185,9 @@ fn parse_densities(s: &str) -> Result<Densities> {
 
 /// The x86-64 level the compact kernels' `target_clones` pick on this CPU.
 fn cpu_level() -> &'static str {
+    if !crate::compute::kernels_cloned() {
+        return "baseline code (kernels built without per-CPU clones, e.g. with clang)";
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

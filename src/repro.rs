@@ -165,6 +165,7 @@ pub fn environment(device: Option<&str>) -> Value {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
         "mkl": mkl_branch(),
+        "fused_gemm": crate::compute::fused_gemm(),
         "aten_cpu_capability": std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_else(|_| "auto".into()),
         "threads": tch::get_num_threads(),
         "os": std::env::consts::OS,

@@ -1,6 +1,8 @@
 //! The fused CPU training step (`fused_mlp.cpp`): forward, cross-entropy, backward and
-//! an SGD or momentum update (report eq. 2.16, coupled L2) of a plain ReLU MLP, or of a
-//! batched ensemble of them, in one call with no autograd graph. Dense layers run
+//! the update (any [`OptimizerKind`]: SGD, momentum, Adam, AdamW, Adagrad, RMSProp, with
+//! coupled L2 and AdamW's decoupled decay) of a ReLU MLP without dropout (BatchNorm in
+//! train mode and residual blocks allowed), or of a batched ensemble of them, in one
+//! call with no autograd graph. Dense layers run
 //! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, 128
 //! weight rows for the gradient, fused into the update), compact layers the kernels of
 //! `kernels.h`; the pieces are spread over the libtorch threads. Because the pieces
@@ -9,14 +11,38 @@
 //! float rounding (tests/it/fused.rs); `TrainConfig::step` chooses.
 use super::{take_error, CsrPlan};
 use crate::error::{Error, Result};
+use crate::train::{OptimizerConfig, OptimizerKind};
 use std::ffi::{c_char, c_void};
 use tch::{Kind, Tensor};
 
 extern "C" {
-    fn sparselab_fused_new(out: *mut *mut c_void, members: i64, layers: i64, tensors: *const *const c_void, shapes: *const i64, momentum: f64, l2: f64) -> *mut c_char;
+    fn sparselab_fused_new(out: *mut *mut c_void, members: i64, layers: i64, tensors: *const *const c_void, shapes: *const i64, hyper: *const f64) -> *mut c_char;
     fn sparselab_fused_step(f: *mut c_void, xs: *const c_void, ys: *const c_void, lr: f64, loss: *mut *mut c_void, correct: *mut *mut c_void) -> *mut c_char;
     fn sparselab_fused_free(f: *mut c_void);
-    fn sparselab_fused_velocity(f: *mut c_void, layer: i64, vel: *mut *mut c_void, bvel: *mut *mut c_void) -> *mut c_char;
+    fn sparselab_fused_velocity(f: *mut c_void, layer: i64, slot: i64, vel: *mut *mut c_void, bvel: *mut *mut c_void) -> *mut c_char;
+    fn sparselab_fused_steps(f: *mut c_void, set: i64) -> i64;
+    fn sparselab_fused_gemm() -> *const c_char;
+    fn sparselab_kernels_cloned() -> i32;
+}
+
+/// Whether the compact kernels were built with one clone per x86-64 level (GCC), else
+/// they run baseline code (clang builds, other architectures).
+pub fn kernels_cloned() -> bool {
+    // SAFETY: a constant.
+    unsafe { sparselab_kernels_cloned() != 0 }
+}
+
+/// Which gemm the fused step's dense layers run on: `mkl` (the libtorch this binary
+/// runs on exports MKL) or `portable` (no MKL there, or built with the
+/// `portable-kernels` feature). Recorded in every run's environment.
+pub fn fused_gemm() -> &'static str {
+    // SAFETY: returns a pointer to one of two static NUL-terminated strings.
+    let s = unsafe { std::ffi::CStr::from_ptr(sparselab_fused_gemm()) };
+    if s.to_bytes() == b"mkl" {
+        "mkl"
+    } else {
+        "portable"
+    }
 }
 
 /// One weight layer as the fused step sees it (all members stacked), built by
@@ -36,6 +62,11 @@ pub struct FusedLayer {
     bias: Option<Tensor>,
     /// Compact layers: the plan's index tensors ([`CsrPlan`]), verified when it was built.
     plan: Option<[Tensor; 7]>,
+    /// A residual block ends here: layer `l - 2`'s output is added to this layer's
+    /// pre-activation (SPEC 2, skip connections).
+    residual: bool,
+    /// BatchNorm after the product: weight, bias, running mean, running variance.
+    norm: Option<[Tensor; 4]>,
 }
 
 /// `t` is float32 on `device`.
@@ -87,7 +118,7 @@ impl FusedLayer {
         let want_bias = if size.len() == 3 { vec![members, shape[0]] } else { vec![shape[0]] };
         check_bias("dense layer", bias, &want_bias, device)?;
         let mask = (crate::model::mask_count(mask) < mask.numel() as i64).then(|| mask.shallow_clone());
-        Ok(Self { shape, members, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None })
+        Ok(Self { shape, members, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None, residual: false, norm: None })
     }
 
     /// A compact layer: `values [nnz]` multiplied through `plan` (one member per block),
@@ -104,7 +135,44 @@ impl FusedLayer {
         let device = values.device();
         check_float("compact layer: values", values, device)?;
         check_bias("compact layer", bias, &[plan.blocks(), plan.shape()[0]], device)?;
-        Ok(Self { shape: plan.shape(), members: plan.blocks(), weight: values.shallow_clone(), mask: None, bias: bias.map(Tensor::shallow_clone), plan: Some(plan.kernel_tensors()) })
+        Ok(Self {
+            shape: plan.shape(),
+            members: plan.blocks(),
+            weight: values.shallow_clone(),
+            mask: None,
+            bias: bias.map(Tensor::shallow_clone),
+            plan: Some(plan.kernel_tensors()),
+            residual: false,
+            norm: None,
+        })
+    }
+
+    /// This layer ends a residual block: the output of the layer two below (after its
+    /// ReLU) is added to this layer's pre-activation, before its ReLU. The step checks
+    /// that it is a hidden layer at index 2 or above, square, as wide as that output.
+    pub fn with_residual(mut self) -> Self {
+        self.residual = true;
+        self
+    }
+
+    /// BatchNorm follows this layer's product (before the residual and the ReLU): its
+    /// scale and shift, trained by the step, and its running mean and variance, updated
+    /// in place (momentum 0.1, eps 1e-5, as libtorch in train mode). Each is `[out]`
+    /// (one member) or `[E, out]`, contiguous float32 on the weight's device.
+    ///
+    /// # Errors
+    /// A tensor of another size, kind, device or layout.
+    pub fn with_batch_norm(mut self, weight: &Tensor, bias: &Tensor, running_mean: &Tensor, running_var: &Tensor) -> Result<Self> {
+        let want = self.members * self.shape[0];
+        let device = self.weight.device();
+        for (what, t) in [("weight", weight), ("bias", bias), ("running mean", running_mean), ("running variance", running_var)] {
+            if t.numel() as i64 != want || !t.is_contiguous() {
+                return Err(Error::Shape(format!("batch norm {what}: {:?} is not {} x {} contiguous entries", t.size(), self.members, self.shape[0])));
+            }
+            check_float(&format!("batch norm {what}"), t, device)?;
+        }
+        self.norm = Some([weight, bias, running_mean, running_var].map(Tensor::shallow_clone));
+        Ok(self)
     }
 
     /// `[out, in]` per member.
@@ -124,7 +192,7 @@ impl FusedLayer {
 }
 
 /// The fused step of one model or ensemble; it updates the layers' tensors in place
-/// and keeps the momentum state.
+/// and keeps the optimizer's state.
 pub struct FusedMlp {
     raw: *mut c_void,
     layers: usize,
@@ -133,11 +201,13 @@ pub struct FusedMlp {
 impl FusedMlp {
     /// Prepares the step for `members` networks with these layers (input first): layer
     /// `l + 1` takes the `out` features of layer `l`, the last one's `out` are the classes.
+    /// `opt` gives the update rule and its settings (as [`crate::train::Optimizer`]
+    /// applies them; the learning rate comes with each step).
     ///
     /// # Errors
-    /// No layers, a layer with another number of members, layers that do not chain,
-    /// tensors that are not contiguous float32 CPU tensors.
-    pub fn new(members: i64, layers: &[FusedLayer], momentum: f64, l2: f64) -> Result<Self> {
+    /// No layers, a layer with another number of members, layers that do not chain, a
+    /// residual block that does not fit, tensors that are not contiguous float32 CPU tensors.
+    pub fn new(members: i64, layers: &[FusedLayer], opt: &OptimizerConfig) -> Result<Self> {
         if layers.is_empty() {
             return Err(Error::Shape("fused step: no layers".into()));
         }
@@ -145,7 +215,7 @@ impl FusedMlp {
             return Err(Error::Shape(format!("fused step: layer {l} has {} members, expected {members}", layer.members)));
         }
         let none = std::ptr::null::<c_void>();
-        let mut handles = Vec::with_capacity(10 * layers.len());
+        let mut handles = Vec::with_capacity(14 * layers.len());
         let mut shapes = Vec::with_capacity(2 * layers.len());
         for l in layers {
             let opt = |t: Option<&Tensor>| t.map(|t| t.as_ptr() as *const c_void).unwrap_or(none);
@@ -154,12 +224,24 @@ impl FusedMlp {
                 Some(p) => handles.extend(p.iter().map(|t| t.as_ptr() as *const c_void)),
                 None => handles.extend([none; 7]),
             }
-            shapes.extend([l.shape[1], l.shape[0]]);
+            match &l.norm {
+                Some(n) => handles.extend(n.iter().map(|t| t.as_ptr() as *const c_void)),
+                None => handles.extend([none; 4]),
+            }
+            shapes.extend([l.shape[1], l.shape[0], l.residual as i64]);
         }
+        let rule = match opt.kind {
+            OptimizerKind::Sgd | OptimizerKind::Momentum => 0.0,
+            OptimizerKind::Adam => 1.0,
+            OptimizerKind::AdamW => 2.0,
+            OptimizerKind::Adagrad => 3.0,
+            OptimizerKind::RmsProp => 4.0,
+        };
+        let hyper = [rule, opt.momentum_or_default(), opt.l2, opt.betas.0, opt.betas.1, opt.eps_or_default(), opt.alpha, opt.weight_decay];
         let mut raw = std::ptr::null_mut();
         // SAFETY: the handles are live tensors for the duration of the call (the C++ side
         // keeps its own references); `raw` receives an object we own and free in Drop.
-        let err = unsafe { sparselab_fused_new(&mut raw, members, layers.len() as i64, handles.as_ptr(), shapes.as_ptr(), momentum, l2) };
+        let err = unsafe { sparselab_fused_new(&mut raw, members, layers.len() as i64, handles.as_ptr(), shapes.as_ptr(), hyper.as_ptr()) };
         // SAFETY: err is null or a malloc'ed message.
         match unsafe { take_error(err) } {
             Some(msg) => Err(Error::Shape(msg)),
@@ -194,15 +276,18 @@ impl FusedMlp {
         self.layers
     }
 
-    /// Layer `layer`'s momentum state: the velocity of its weight (or compact values)
-    /// and of its bias, sharing storage with the step (`None` for plain SGD or no bias).
+    /// Layer `layer`'s optimizer state in `slot` (0: the velocity, Adam's first moment,
+    /// or Adagrad's and RMSProp's accumulator; 1: Adam's second moment) of its weight
+    /// (or compact values) and of its bias, or (slots 2 and 3: the same two) of its
+    /// BatchNorm's scale and shift; sharing storage with the step (`None` where the rule
+    /// keeps no such state, or there is no bias or norm).
     ///
     /// # Errors
-    /// A layer index out of range.
-    pub fn velocity(&self, layer: usize) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// A layer index out of range, a slot other than 0 to 3.
+    pub fn state(&self, layer: usize, slot: usize) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (mut v, mut b) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: self.raw is live; the outputs are null or new handles we own.
-        let err = unsafe { sparselab_fused_velocity(self.raw, layer as i64, &mut v, &mut b) };
+        let err = unsafe { sparselab_fused_velocity(self.raw, layer as i64, slot as i64, &mut v, &mut b) };
         // SAFETY: err is null or a malloc'ed message.
         if let Some(msg) = unsafe { take_error(err) } {
             return Err(Error::Shape(msg));
@@ -210,6 +295,26 @@ impl FusedMlp {
         // SAFETY: non-null handles are new and owned by nobody else.
         let take = |p: *mut c_void| (!p.is_null()).then(|| unsafe { Tensor::from_ptr(p.cast()) });
         Ok((take(v), take(b)))
+    }
+
+    /// Layer `layer`'s velocity (momentum), first moment or accumulator: [`FusedMlp::state`] slot 0.
+    ///
+    /// # Errors
+    /// A layer index out of range.
+    pub fn velocity(&self, layer: usize) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.state(layer, 0)
+    }
+
+    /// Steps taken so far (Adam's bias corrections count them).
+    pub fn steps(&self) -> i64 {
+        // SAFETY: self.raw is live; -1 only reads.
+        unsafe { sparselab_fused_steps(self.raw, -1) }
+    }
+
+    /// Sets the step count (a resumed run continues its bias corrections).
+    pub fn set_steps(&mut self, t: i64) {
+        // SAFETY: self.raw is live.
+        unsafe { sparselab_fused_steps(self.raw, t.max(0)) };
     }
 }
 
@@ -229,8 +334,12 @@ mod tests {
         Tensor::ones(shape, (Kind::Float, Device::Cpu))
     }
 
+    fn momentum() -> OptimizerConfig {
+        OptimizerConfig { kind: OptimizerKind::Momentum, ..Default::default() }
+    }
+
     fn refused(layers: &[FusedLayer], members: i64) -> String {
-        match FusedMlp::new(members, layers, 0.9, 0.0) {
+        match FusedMlp::new(members, layers, &momentum()) {
             Ok(_) => panic!("accepted"),
             Err(e) => e.to_string(),
         }
@@ -238,10 +347,21 @@ mod tests {
 
     /// The C++ side checks every size itself, behind the constructors' checks: layers
     /// built around them are refused, not run out of bounds.
+    /// This crate's x86-64 builds find MKL in the PyPI libtorch they link; the
+    /// `portable-kernels` build (CI's fallback step) never uses it.
+    #[test]
+    fn the_fused_step_names_its_gemm() {
+        if cfg!(feature = "portable-kernels") {
+            assert_eq!(fused_gemm(), "portable");
+        } else if cfg!(target_arch = "x86_64") && tch::utils::has_mkl() {
+            assert_eq!(fused_gemm(), "mkl");
+        }
+    }
+
     #[test]
     fn the_fused_entry_point_refuses_layers_that_do_not_fit() {
         let dense = || FusedLayer::dense(&ones(&[4, 3]), &ones(&[4, 3]), Some(&ones(&[4]))).unwrap();
-        assert!(FusedMlp::new(1, &[dense()], 0.9, 0.0).is_ok());
+        assert!(FusedMlp::new(1, &[dense()], &momentum()).is_ok());
         let mut l = dense();
         l.members = 2;
         assert_eq!(refused(&[l], 2), "fused step: layer 0 weight has 12 entries, expected 2 x 4 x 3");

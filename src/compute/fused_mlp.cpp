@@ -1,20 +1,24 @@
-// Fused CPU training step for plain ReLU MLPs (no BatchNorm, skip or dropout), single
-// or a batched ensemble of E members, with SGD or momentum (report eq. 2.16) and
-// coupled L2. One call does forward, cross-entropy, backward and the update with no
-// autograd graph, no allocation after the first step, and two parallel phases:
+// Fused CPU training step for ReLU MLPs (no BatchNorm or dropout; residual blocks
+// allowed), single or a batched ensemble of E members, with SGD or momentum (report
+// eq. 2.16), Adam, AdamW, Adagrad or RMSProp (eq. 2.17, A.6) and coupled L2 (AdamW:
+// also decoupled decay). One call does forward, cross-entropy, backward and the update
+// with no autograd graph, no allocation after the first step, and two parallel phases:
 //
 //   A. per (member, chunk of 64 batch columns): forward through every layer, the
 //      loss and its gradient, and the input-gradient chain down to layer 1;
 //   B. per (layer, member, block of 128 weight rows): the weight gradient over the
 //      whole batch, fused into the update (momentum: v = mu v + lr dW in the same
-//      gemm, then one pass for mask, L2 and w -= v).
+//      gemm, then one pass for mask, L2 and w -= v; the adaptive rules: the gradient
+//      into a per-thread buffer, then one pass for mask, L2, moments and w).
 //
 // Every task runs single-threaded BLAS on a fixed piece of the work, so the numbers
 // depend neither on the thread count nor on how many members train together (a
 // member of an ensemble computes exactly what it computes alone). Activations are
 // feature-major ([member, features, batch]), the layout of the compact kernels.
-// Dense layers call MKL's sgemm (exported by the libtorch we link); compact layers
-// run the kernels of kernels.h. Masked dense weights stay exactly 0.0: their velocity
+// Dense layers call MKL's sgemm where the libtorch we run on exports it (x86-64 PyPI
+// builds), else a portable gemm with the same fixed summation order (aarch64 and other
+// builds without MKL, or the `portable-kernels` feature); compact layers run the
+// kernels of kernels.h. Masked dense weights stay exactly 0.0: their velocity
 // is masked after the gemm (it was 0 there, so mu v + lr dW masked equals the masked
 // gradient's update) and plain SGD re-masks the weight.
 #include <ATen/ATen.h>
@@ -24,45 +28,148 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "kernels.h"
 
+#ifndef SPARSELAB_PORTABLE
+// Weak: resolved where the libtorch we run on exports MKL, null elsewhere.
 extern "C" void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
                        const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
-extern "C" int MKL_Set_Num_Threads_Local(int n);  // MKL's C interface (the lowercase name is the Fortran one)
+                       const int* ldc) __attribute__((weak));
+extern "C" int MKL_Set_Num_Threads_Local(int n) __attribute__((weak));  // MKL's C interface
+#endif
 
 namespace {
 using namespace sparselab;
+
+// Whether the dense products run on MKL (both symbols found), else portable_gemm.
+bool have_mkl() {
+#ifdef SPARSELAB_PORTABLE
+  return false;
+#else
+  static const bool ok = &sgemm_ != nullptr && &MKL_Set_Num_Threads_Local != nullptr;
+  return ok;
+#endif
+}
+
+// Row-major C[M, N] = alpha op(A) op(B) + beta C without BLAS: the three shapes the step
+// uses, each with one fixed summation order (k ascending, or eight interleaved partial
+// sums reduced in a fixed tree), so it keeps the step's independence of thread counts.
+// op(B) = B: rows of C are sums of rows of B (axpy over contiguous columns);
+// op(B) = B^T: entries of C are dot products of rows of A and B.
+SL_CLONES
+static void portable_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!tb) {
+    for (int64_t i = 0; i < M; ++i) {
+      float* c = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) c[j] = beta == 0.f ? 0.f : beta * c[j];
+      for (int64_t k = 0; k < K; ++k) {
+        const float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+        const float* b = B + k * ldb;
+        for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+      }
+    }
+    return;
+  }
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      const float* a = ta ? nullptr : A + i * lda;
+      const float* b = B + j * ldb;
+      float acc[V] = {};  // eight interleaved partial sums (plain floats: one loop the compiler vectorises)
+      int64_t k = 0;
+      if (a) {
+        for (; k + V <= K; k += V)
+          for (int c = 0; c < V; ++c) acc[c] += a[k + c] * b[k + c];
+      }
+      float sum = 0.f;
+      for (int c = 0; c < V; ++c) sum += acc[c];
+      for (; k < K; ++k) sum += (ta ? A[k * lda + i] : a[k]) * b[k];
+      c[j] = alpha * sum + (beta == 0.f ? 0.f : beta * c[j]);
+    }
+  }
+}
 
 // Row-major C[M, N] = alpha op(A) op(B) + beta C (column-major BLAS on the transposes).
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  const char a = ta ? 'T' : 'N', b = tb ? 'T' : 'N';
-  const int m = int(M), n = int(N), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
-  sgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+#ifndef SPARSELAB_PORTABLE
+  if (have_mkl()) {
+    const char a = ta ? 'T' : 'N', b = tb ? 'T' : 'N';
+    const int m = int(M), n = int(N), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
+    sgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+    return;
+  }
+#endif
+  portable_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // BLAS on this thread only while a task runs (inside a parallel region MKL already
 // uses one thread; this also covers a region that runs inline).
 struct OneThread {
-  int prev;
-  OneThread() : prev(MKL_Set_Num_Threads_Local(1)) {}
-  ~OneThread() { MKL_Set_Num_Threads_Local(prev); }
+  int prev = 0;
+  OneThread() {
+#ifndef SPARSELAB_PORTABLE
+    if (have_mkl()) prev = MKL_Set_Num_Threads_Local(1);
+#endif
+  }
+  ~OneThread() {
+#ifndef SPARSELAB_PORTABLE
+    if (have_mkl()) MKL_Set_Num_Threads_Local(prev);
+#endif
+  }
 };
 
 constexpr int64_t COLS = 64;  // batch columns per phase-A task
+constexpr int64_t BN_ROWS = 32;  // rows per BatchNorm task (each over the whole batch)
 constexpr int64_t ROWS = 128;  // weight rows per phase-B task (64: ~5% slower, more packing of the batch operand)
+
+// The adaptive rules over k parameters (one clone per x86-64 level: a sqrt and a
+// division per weight): g += l2 w, then Adam (bias corrections as factors ica = 1 /
+// (1 - b1^t), icb; AdamW's decay factor dec applied to the old weight) ...
+SL_CLONES
+static void adam_rule(float* w, const float* g, float* s1, float* s2, int64_t k, float lr, float l2, float b1, float ob1,
+                      float b2, float ob2, float ica, float icb, float eps, float dec) {
+  for (int64_t i = 0; i < k; ++i) {
+    const float gi = g[i] + l2 * w[i];
+    const float m = s1[i] * b1 + gi * ob1, v = s2[i] * b2 + gi * gi * ob2;
+    s1[i] = m;
+    s2[i] = v;
+    w[i] = w[i] * dec - m * ica / (std::sqrt(v * icb) + eps) * lr;
+  }
+}
+
+// ... or Adagrad (decay 1, gain 1: v += g^2) and RMSProp (v = alpha v + (1 - alpha) g^2):
+// w -= lr g / sqrt(v + eps).
+SL_CLONES
+static void rms_rule(float* w, const float* g, float* s1, int64_t k, float lr, float l2, float decay, float gain, float eps) {
+  for (int64_t i = 0; i < k; ++i) {
+    const float gi = g[i] + l2 * w[i], v = s1[i] * decay + gi * gi * gain;
+    s1[i] = v;
+    w[i] -= gi / std::sqrt(v + eps) * lr;
+  }
+}
+
+// The update rule (train::OptimizerKind; sgd and momentum are both SGD, mu says which).
+enum Rule : int64_t { SGD = 0, ADAM = 1, ADAMW = 2, ADAGRAD = 3, RMSPROP = 4 };
 
 struct Layer {
   int64_t in = 0, out = 0;  // per member
   bool compact = false;
+  bool residual = false;  // a residual block ends here: layer l - 2's output joins the pre-activation
   at::Tensor w;     // dense [E, out, in]; compact: values [nnz] (members one after another, CSR order)
   at::Tensor mask;  // dense masked layers: [E, out, in]
   at::Tensor bias;  // [E, out]
-  at::Tensor vel, bvel;
+  at::Tensor vel, bvel;  // first state: velocity (SGD), first moment (Adam), accumulator (Adagrad, RMSProp)
+  at::Tensor s2, bs2;    // second state: Adam's second moment
+  bool bn = false;       // BatchNorm after the product (hidden layers), then residual and ReLU
+  at::Tensor gamma, beta, rmean, rvar;  // [E * out], updated in place
+  at::Tensor gs1, gs2, bes1, bes2;      // optimizer state of gamma and beta (as vel, s2)
+  at::Tensor rstd, dgamma, dbeta;       // per step: 1 / sqrt(var + eps), the gradients of gamma and beta
   at::Tensor fptr, fsrc, fperm, bptr, bsrc, bperm, rowptr;  // compact plan (see CsrPlan)
   at::Tensor vf, vb, grad;  // values in forward / input-gradient panel order; weight gradient
   at::Tensor finv, binv;    // CSR index -> forward / input-gradient panel position
@@ -88,6 +195,10 @@ struct Layer {
       TORCH_CHECK(bias.numel() == members * out, "fused step: layer ", l, " bias has ", bias.numel(), " entries, expected ",
                   members, " x ", out);
     }
+    if (bn)
+      for (const at::Tensor* t : {&gamma, &beta, &rmean, &rvar})
+        TORCH_CHECK(ok(*t) && t->numel() == members * out, "fused step: layer ", l,
+                    " BatchNorm tensors must be contiguous float32 CPU tensors of ", members, " x ", out, " entries");
   }
   Panels panels(const at::Tensor& ptr, const at::Tensor& src, int64_t rows) const {
     return Panels::of(ptr.data_ptr<int64_t>(), ptr.numel(), src.data_ptr<int32_t>(), rows, members);
@@ -106,20 +217,38 @@ struct Task {
 template <class F>
 void dynamic_for(int64_t n, F f) {
   std::atomic<int64_t> next{0};
-  at::parallel_for(0, std::min<int64_t>(n, at::get_num_threads()), 1, [&](int64_t, int64_t) {
+  auto work = [&]() {
     OneThread one;
     for (int64_t i; (i = next.fetch_add(1)) < n;) f(i);
-  });
+  };
+#ifdef _OPENMP
+  at::parallel_for(0, std::min<int64_t>(n, at::get_num_threads()), 1, [&](int64_t, int64_t) { work(); });
+#else
+  // Built without OpenMP (clang: libtorch's OpenMP is GNU's, which clang cannot target),
+  // where at::parallel_for runs inline: plain threads instead.
+  const int64_t helpers = std::min<int64_t>(n, at::get_num_threads()) - 1;
+  std::vector<std::thread> pool;
+  for (int64_t i = 0; i < helpers; ++i) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+#endif
 }
 
 struct FusedMlp {
   int64_t E = 1;
   float mu = 0, l2 = 0;
+  Rule rule = SGD;
+  float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, alpha = 0.99f, wd = 0;
+  float ob1 = 0.1f, ob2 = 0.001f, oalpha = 0.01f;  // 1 - b1, 1 - b2, 1 - alpha (from the doubles, as the optimizer)
+  int64_t t = 0;  // steps taken (Adam's bias corrections)
+  double c1 = 1, c2 = 1;  // this step's 1 - beta^t
   std::vector<Layer> layers;
   int64_t B = -1;                     // batch size the buffers are laid out for
   int64_t ld = 0;                     // their row stride (B padded, see layout)
   at::Tensor x0;                      // the input [E, in, ld] (flat, at least that long)
   std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
+  std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
+  bool any_bn = false;
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
   std::vector<int64_t> correct;
@@ -139,9 +268,15 @@ struct FusedMlp {
     fit(x0, layers[0].in);
     h.resize(layers.size());
     dz.resize(layers.size());
+    zh.resize(layers.size());
+    dzn.resize(layers.size());
     for (size_t l = 0; l < layers.size(); ++l) {
       fit(h[l], layers[l].out);
       fit(dz[l], layers[l].out);
+      if (layers[l].bn) {
+        fit(zh[l], layers[l].out);
+        fit(dzn[l], layers[l].out);
+      }
     }
     const int64_t chunks = (B + COLS - 1) / COLS;
     loss.assign(E * chunks, 0.0);
@@ -152,33 +287,101 @@ struct FusedMlp {
           for (int64_t r = 0; r < layers[l].out; r += ROWS) tasks.push_back({l, e, r, std::min(r + ROWS, layers[l].out)});
   }
 
-  // Phase A for member e, batch columns c0 .. c0 + n.
-  void forward_backward(const int64_t* y, int64_t e, int64_t c0, int64_t n, int64_t chunk) {
+  // The gradient of layer l's product output (what its weight gradient and input
+  // gradient read): dz, or for a BatchNorm layer the gradient through the norm.
+  const at::Tensor& gz(int64_t l) const { return layers[l].bn ? dzn[l] : dz[l]; }
+
+  // Layer l's forward for member e, batch columns c0 .. c0 + n: the product, then the
+  // bias, residual and ReLU (a BatchNorm layer: the product and bias into zh, the norm
+  // follows over the whole batch in bn_forward).
+  void forward_piece(int64_t l, int64_t e, int64_t c0, int64_t n) {
     const int64_t L = layers.size();
-    const float* in = x0.data_ptr<float>() + c0;  // [E * in, ld] from column c0
-    for (int64_t l = 0; l < L; ++l) {
-      const Layer& ly = layers[l];
-      float* out = h[l].data_ptr<float>() + e * ly.out * ld + c0;
-      if (ly.compact) {
-        spmm_block(ly.fwd().block(e), ly.vf.data_ptr<float>(), in, out, 0, ly.out, n, ld);
-      } else {
-        gemm(false, false, ly.out, n, ly.in, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, in + e * ly.in * ld, ld,
-             0.f, out, ld);
-      }
-      const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out : nullptr;
-      const bool relu = l + 1 < L;
-      if (b || relu)
-        for (int64_t r = 0; r < ly.out; ++r) {
-          float* z = out + r * ld;
-          const float br = b ? b[r] : 0.f;
-          for (int64_t j = 0; j < n; ++j) {
-            const float v = z[j] + br;
-            z[j] = relu && v < 0.f ? 0.f : v;  // NaN passes, as torch.relu
-          }
-        }
-      in = h[l].data_ptr<float>() + c0;
+    const Layer& ly = layers[l];
+    const float* in = (l == 0 ? x0 : h[l - 1]).data_ptr<float>() + c0;  // [E * in, ld] from column c0
+    float* out = (ly.bn ? zh[l] : h[l]).data_ptr<float>() + e * ly.out * ld + c0;
+    if (ly.compact) {
+      spmm_block(ly.fwd().block(e), ly.vf.data_ptr<float>(), in, out, 0, ly.out, n, ld);
+    } else {
+      gemm(false, false, ly.out, n, ly.in, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, in + e * ly.in * ld, ld,
+           0.f, out, ld);
     }
-    // Mean cross-entropy over the whole batch: d loss / d logit = (softmax - onehot) / B.
+    const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out : nullptr;
+    const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + e * ly.out * ld + c0 : nullptr;
+    const bool relu = l + 1 < L && !ly.bn;
+    if (b || relu || res)
+      for (int64_t r = 0; r < ly.out; ++r) {
+        float* z = out + r * ld;
+        const float br = b ? b[r] : 0.f;
+        for (int64_t j = 0; j < n; ++j) {
+          float v = z[j] + br;
+          if (res) v += res[r * ld + j];
+          z[j] = relu && v < 0.f ? 0.f : v;  // NaN passes, as torch.relu
+        }
+      }
+  }
+
+  // BatchNorm of layer l, member e, rows r0..r1, over the whole batch (train mode:
+  // batch mean and biased variance, eps 1e-5; running statistics with momentum 0.1 and
+  // the unbiased variance, as libtorch): zh becomes x-hat, h the ReLU of
+  // gamma x-hat + beta (+ the residual).
+  void bn_forward(int64_t l, int64_t e, int64_t r0, int64_t r1) {
+    const Layer& ly = layers[l];
+    const float *g = ly.gamma.data_ptr<float>() + e * ly.out, *bt = ly.beta.data_ptr<float>() + e * ly.out;
+    float *rm = ly.rmean.data_ptr<float>() + e * ly.out, *rv = ly.rvar.data_ptr<float>() + e * ly.out;
+    float* rs = ly.rstd.data_ptr<float>() + e * ly.out;
+    const float* resb = ly.residual ? h[l - 2].data_ptr<float>() + e * ly.out * ld : nullptr;
+    for (int64_t r = r0; r < r1; ++r) {
+      float* z = zh[l].data_ptr<float>() + (e * ly.out + r) * ld;
+      float* o = h[l].data_ptr<float>() + (e * ly.out + r) * ld;
+      double sum = 0;
+      for (int64_t j = 0; j < B; ++j) sum += z[j];
+      const float mean = float(sum / double(B));
+      double sq = 0;
+      for (int64_t j = 0; j < B; ++j) sq += double(z[j] - mean) * double(z[j] - mean);
+      const float var = float(sq / double(B)), inv = 1.f / std::sqrt(var + 1e-5f);
+      rs[r] = inv;
+      const float* res = resb ? resb + r * ld : nullptr;
+      for (int64_t j = 0; j < B; ++j) {
+        const float xh = (z[j] - mean) * inv;
+        z[j] = xh;
+        float v = xh * g[r] + bt[r];
+        if (res) v += res[j];
+        o[j] = v < 0.f ? 0.f : v;  // hidden layers only: ReLU (NaN passes)
+      }
+      const float unbiased = B > 1 ? float(double(B) / double(B - 1)) : 1.f;
+      rm[r] = rm[r] * 0.9f + mean * 0.1f;
+      rv[r] = rv[r] * 0.9f + var * unbiased * 0.1f;
+    }
+  }
+
+  // The backward of layer l's BatchNorm, member e, rows r0..r1: from dy (dz, the
+  // gradient of its normalised, shifted output) the gradients of gamma, beta and of
+  // the norm's input (into dzn): gamma rstd / B (B dy - sum dy - x-hat sum dy x-hat).
+  void bn_backward(int64_t l, int64_t e, int64_t r0, int64_t r1) {
+    const Layer& ly = layers[l];
+    const float* g = ly.gamma.data_ptr<float>() + e * ly.out;
+    const float* rs = ly.rstd.data_ptr<float>() + e * ly.out;
+    float *dg = ly.dgamma.data_ptr<float>() + e * ly.out, *db = ly.dbeta.data_ptr<float>() + e * ly.out;
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t row = (e * ly.out + r) * ld;
+      const float *dy = dz[l].data_ptr<float>() + row, *xh = zh[l].data_ptr<float>() + row;
+      float* dx = dzn[l].data_ptr<float>() + row;
+      double sb = 0, sg = 0;
+      for (int64_t j = 0; j < B; ++j) {
+        sb += dy[j];
+        sg += double(dy[j]) * double(xh[j]);
+      }
+      dg[r] = float(sg);
+      db[r] = float(sb);
+      const float k = g[r] * rs[r] / float(B), fb = float(sb), fg = float(sg);
+      for (int64_t j = 0; j < B; ++j) dx[j] = k * (float(B) * dy[j] - fb - xh[j] * fg);
+    }
+  }
+
+  // Mean cross-entropy over the whole batch for member e, columns c0 .. c0 + n:
+  // d loss / d logit = (softmax - onehot) / B.
+  void loss_piece(const int64_t* y, int64_t e, int64_t c0, int64_t n, int64_t chunk) {
+    const int64_t L = layers.size();
     const int64_t C = layers[L - 1].out;
     const float* z = h[L - 1].data_ptr<float>() + e * C * ld + c0;
     float* g = dz[L - 1].data_ptr<float>() + e * C * ld + c0;
@@ -202,22 +405,40 @@ struct FusedMlp {
     }
     loss[chunk] = ls;
     correct[chunk] = ok;
-    // Input gradients down to layer 1, through ReLU (0 where the unit was off; NaN passes,
-    // as in autograd, so a diverging run diverges here too).
-    for (int64_t l = L - 1; l >= 1; --l) {
-      const Layer& ly = layers[l];
-      const float* gl = dz[l].data_ptr<float>() + c0;
-      float* dst = dz[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
-      if (ly.compact) {
-        spmm_block(ly.bwd().block(e), ly.vb.data_ptr<float>(), gl, dst, 0, ly.in, n, ld);
-      } else {
-        gemm(true, false, ly.in, n, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, gl + e * ly.out * ld, ld,
-             0.f, dst, ld);
-      }
-      const float* act = h[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
-      for (int64_t r = 0; r < ly.in; ++r)
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
+  }
+
+  // The input gradient of layer l >= 1 for member e, columns c0 .. c0 + n: dz[l - 1],
+  // the gradient of layer l - 1's pre-activation (through its ReLU: 0 where the unit
+  // was off; NaN passes, as in autograd, so a diverging run diverges here too).
+  void backward_piece(int64_t l, int64_t e, int64_t c0, int64_t n) {
+    const int64_t L = layers.size();
+    const Layer& ly = layers[l];
+    const float* gl = gz(l).data_ptr<float>() + c0;
+    float* dst = dz[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
+    if (ly.compact) {
+      spmm_block(ly.bwd().block(e), ly.vb.data_ptr<float>(), gl, dst, 0, ly.in, n, ld);
+    } else {
+      gemm(true, false, ly.in, n, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, gl + e * ly.out * ld, ld, 0.f,
+           dst, ld);
     }
+    // Layer l - 1's output also feeds a residual block that ends at layer l + 1 (whose
+    // dz is the gradient of the sum, before any norm's backward).
+    if (l + 1 < L && layers[l + 1].residual) {
+      const float* gr = dz[l + 1].data_ptr<float>() + e * ly.in * ld + c0;
+      for (int64_t r = 0; r < ly.in; ++r)
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
+    }
+    const float* act = h[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
+    for (int64_t r = 0; r < ly.in; ++r)
+      for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
+  }
+
+  // Phase A for member e, batch columns c0 .. c0 + n, all layers in one pass (no BatchNorm).
+  void forward_backward(const int64_t* y, int64_t e, int64_t c0, int64_t n, int64_t chunk) {
+    const int64_t L = layers.size();
+    for (int64_t l = 0; l < L; ++l) forward_piece(l, e, c0, n);
+    loss_piece(y, e, c0, n, chunk);
+    for (int64_t l = L - 1; l >= 1; --l) backward_piece(l, e, c0, n);
   }
 
   // Phase B: weight rows r0..r1 of member e in layer l: gradient over the whole batch and update.
@@ -225,14 +446,15 @@ struct FusedMlp {
     Layer& ly = layers[t.layer];
     const int64_t m = t.r1 - t.r0, e = t.member;
     const float* src = (t.layer == 0 ? x0 : h[t.layer - 1]).data_ptr<float>();  // [E * in, ld]
-    const float* gz = dz[t.layer].data_ptr<float>() + e * ly.out * ld;          // member e's [out, ld]
+    const float* gz = this->gz(t.layer).data_ptr<float>() + e * ly.out * ld;   // member e's [out, ld]
     if (ly.compact) {
       const int64_t* rp = ly.rowptr.data_ptr<int64_t>();
       sampled_dots_block(ly.fwd().block(e), gz, src, ly.grad.data_ptr<float>(), ly.fperm.data_ptr<int64_t>(), t.r0, t.r1, B,
                          ld);
       const int64_t q0 = rp[e * ly.out + t.r0], q1 = rp[e * ly.out + t.r1];
       float* w = ly.w.data_ptr<float>();
-      step(w + q0, ly.grad.data_ptr<float>() + q0, mu > 0 ? ly.vel.data_ptr<float>() + q0 : nullptr, q1 - q0, lr);
+      apply(w + q0, ly.grad.data_ptr<float>() + q0, ly.vel.defined() ? ly.vel.data_ptr<float>() + q0 : nullptr,
+            ly.s2.defined() ? ly.s2.data_ptr<float>() + q0 : nullptr, q1 - q0, lr);
       // The new values into both panel orders while they are in cache (no gather pass).
       const int64_t *fi = ly.finv.data_ptr<int64_t>(), *bi = ly.binv.data_ptr<int64_t>();
       float *vf = ly.vf.data_ptr<float>(), *vb = ly.vb.data_ptr<float>();
@@ -246,7 +468,15 @@ struct FusedMlp {
       const float* mk = ly.mask.defined() ? ly.mask.data_ptr<float>() + off : nullptr;
       const float* hin = src + e * ly.in * ld;
       const int64_t k = m * ly.in;
-      if (mu > 0) {
+      if (rule != SGD) {
+        // The gradient into this thread's buffer, masked; then one pass of the rule.
+        thread_local std::vector<float> g;
+        if (int64_t(g.size()) < k) g.resize(k);
+        gemm(false, true, m, ly.in, B, 1.f, gz + t.r0 * ld, ld, hin, ld, 0.f, g.data(), ly.in);
+        if (mk)
+          for (int64_t i = 0; i < k; ++i) g[i] *= mk[i];
+        apply(w, g.data(), ly.vel.data_ptr<float>() + off, ly.s2.defined() ? ly.s2.data_ptr<float>() + off : nullptr, k, lr);
+      } else if (mu > 0) {
         // v = mu v + lr dW in the gemm; then mask, L2 and w -= v in one pass.
         float* v = ly.vel.data_ptr<float>() + off;
         gemm(false, true, m, ly.in, B, lr, gz + t.r0 * ld, ld, hin, ld, mu, v, ly.in);
@@ -273,11 +503,34 @@ struct FusedMlp {
         db[r] = s;
       }
       const int64_t off = e * ly.out + t.r0;
-      step(ly.bias.data_ptr<float>() + off, db, mu > 0 ? ly.bvel.data_ptr<float>() + off : nullptr, m, lr);
+      apply(ly.bias.data_ptr<float>() + off, db, ly.bvel.defined() ? ly.bvel.data_ptr<float>() + off : nullptr,
+            ly.bs2.defined() ? ly.bs2.data_ptr<float>() + off : nullptr, m, lr);
     }
   }
 
-  // One update of k parameters from their gradient g (eq. 2.16 with coupled L2).
+  // One update of k parameters from their (masked) gradient g with the rule, coupled L2
+  // and AdamW's decoupled decay, in the order train::Optimizer applies them: g += l2 w;
+  // AdamW w *= 1 - lr wd; then the rule (s1, s2 its state, see Layer).
+  void apply(float* w, const float* g, float* s1, float* s2, int64_t k, float lr) const {
+    switch (rule) {
+      case SGD:
+        step(w, g, s1, k, lr);
+        return;
+      case ADAM:
+      case ADAMW:
+        adam_rule(w, g, s1, s2, k, lr, l2, b1, ob1, b2, ob2, float(1.0 / c1), float(1.0 / c2), eps,
+                  rule == ADAMW && wd > 0.f ? 1.f - lr * wd : 1.f);
+        return;
+      case ADAGRAD:
+        rms_rule(w, g, s1, k, lr, l2, 1.f, 1.f, eps);
+        return;
+      case RMSPROP:
+        rms_rule(w, g, s1, k, lr, l2, alpha, oalpha, eps);
+        return;
+    }
+  }
+
+  // One SGD update of k parameters from their gradient g (eq. 2.16 with coupled L2).
   void step(float* w, const float* g, float* v, int64_t k, float lr) const {
     if (v) {
       for (int64_t i = 0; i < k; ++i) {
@@ -329,6 +582,9 @@ struct FusedMlp {
       TORCH_CHECK(y[i] >= 0 && y[i] < classes, "fused step: target ", y[i], " is not a class in 0..", classes - 1);
     layout(xs.size(2));
     if (!gathered) gather_values();
+    ++t;
+    c1 = 1.0 - std::pow(double(b1), double(t));
+    c2 = 1.0 - std::pow(double(b2), double(t));
     // Any strides: a batch-major minibatch is transposed here, on its way into x0.
     const float* x = xs.data_ptr<float>();
     const int64_t s0 = xs.stride(0), s1 = xs.stride(1), s2 = xs.stride(2);
@@ -343,9 +599,45 @@ struct FusedMlp {
         for (int64_t j = 0; j < n; ++j)
           for (int64_t r = 0; r < in; ++r) dst[r * ld + j] = src[j * s2 + r * s1];
       }
-      forward_backward(y, e, c0, n, e * chunks + c);
+      if (!any_bn) forward_backward(y, e, c0, n, e * chunks + c);
     });
+    if (any_bn) {
+      // BatchNorm needs whole-batch statistics: phase A layer by layer, the norms (and
+      // their backward) per block of rows in between. Same pieces, same sums.
+      const int64_t L = layers.size();
+      auto pieces = [&](auto f) {
+        dynamic_for(E * chunks, [&](int64_t i) {
+          const int64_t c = i / E, e = i % E, c0 = c * COLS;
+          f(e, c0, std::min(COLS, B - c0), e * chunks + c);
+        });
+      };
+      auto rows = [&](int64_t l, auto f) {
+        const int64_t blocks = (layers[l].out + BN_ROWS - 1) / BN_ROWS;
+        dynamic_for(E * blocks, [&](int64_t i) {
+          const int64_t e = i / blocks, r0 = (i % blocks) * BN_ROWS;
+          f(e, r0, std::min(layers[l].out, r0 + BN_ROWS));
+        });
+      };
+      for (int64_t l = 0; l < L; ++l) {
+        pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { forward_piece(l, e, c0, n); });
+        if (layers[l].bn) rows(l, [&](int64_t e, int64_t r0, int64_t r1) { bn_forward(l, e, r0, r1); });
+      }
+      pieces([&](int64_t e, int64_t c0, int64_t n, int64_t chunk) { loss_piece(y, e, c0, n, chunk); });
+      for (int64_t l = L - 1; l >= 1; --l) {
+        pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, c0, n); });
+        if (layers[l - 1].bn) rows(l - 1, [&](int64_t e, int64_t r0, int64_t r1) { bn_backward(l - 1, e, r0, r1); });
+      }
+    }
     dynamic_for(int64_t(tasks.size()), [&](int64_t i) { update(tasks[i], lr); });
+    // BatchNorm's scale and shift: a few numbers per unit, on this thread.
+    for (auto& ly : layers)
+      if (ly.bn)
+        for (int64_t e = 0; e < E; ++e) {
+          const int64_t o = e * ly.out;
+          auto st = [&](at::Tensor& t) { return t.defined() ? t.data_ptr<float>() + o : nullptr; };
+          apply(ly.gamma.data_ptr<float>() + o, ly.dgamma.data_ptr<float>() + o, st(ly.gs1), st(ly.gs2), ly.out, lr);
+          apply(ly.beta.data_ptr<float>() + o, ly.dbeta.data_ptr<float>() + o, st(ly.bes1), st(ly.bes2), ly.out, lr);
+        }
     auto losses = at::empty({E}, at::kFloat);
     auto right = at::empty({E}, at::kLong);
     for (int64_t e = 0; e < E; ++e) {
@@ -366,34 +658,57 @@ at::Tensor opt(const at::Tensor* t) { return t ? *t : at::Tensor(); }
 
 }  // namespace
 
-// Per layer, `tensors` holds 10 handles (null where absent): weight, mask, bias, then
+// Per layer, `tensors` holds 14 handles (null where absent): weight, mask, bias, then
 // the compact plan's forward ptr/src/perm, input-gradient ptr/src/perm and CSR row
-// pointers. `shapes` holds (in, out) per layer. Returns null and sets *out, or an
-// error message allocated with malloc.
+// pointers, then BatchNorm's weight, bias, running mean and running variance. `shapes` holds (in, out, residual) per layer. `hyper` is (rule, momentum,
+// l2, beta1, beta2, eps, alpha, weight_decay). Returns null and sets *out, or an error
+// message allocated with malloc.
 extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayers, const at::Tensor* const* tensors,
-                                     const int64_t* shapes, double momentum, double l2) {
+                                     const int64_t* shapes, const double* hyper) {
   try {
     TORCH_CHECK(members > 0 && nlayers > 0, "fused step: ", members, " members and ", nlayers, " layers, expected at least 1 of each");
+    const int64_t rule = int64_t(hyper[0]);
+    TORCH_CHECK(rule >= SGD && rule <= RMSPROP, "fused step: update rule ", rule, " is not 0 (sgd) to 4 (rmsprop)");
+    const double momentum = hyper[1];
     auto f = std::make_unique<FusedMlp>();
     f->E = members;
+    f->rule = Rule(rule);
     f->mu = float(momentum);
-    f->l2 = float(l2);
+    f->l2 = float(hyper[2]);
+    f->b1 = float(hyper[3]), f->ob1 = float(1.0 - hyper[3]);
+    f->b2 = float(hyper[4]), f->ob2 = float(1.0 - hyper[4]);
+    f->eps = float(hyper[5]);
+    f->alpha = float(hyper[6]), f->oalpha = float(1.0 - hyper[6]);
+    f->wd = float(hyper[7]);
     for (int64_t l = 0; l < nlayers; ++l) {
-      const at::Tensor* const* t = tensors + 10 * l;
+      const at::Tensor* const* t = tensors + 14 * l;
       Layer ly;
-      ly.in = shapes[2 * l];
-      ly.out = shapes[2 * l + 1];
+      ly.in = shapes[3 * l];
+      ly.out = shapes[3 * l + 1];
+      ly.residual = shapes[3 * l + 2] != 0;
       ly.members = members;
       TORCH_CHECK(ly.in > 0 && ly.out > 0 && ly.in <= std::numeric_limits<int>::max() &&
                       ly.out <= std::numeric_limits<int>::max(),
                   "fused step: layer ", l, " is ", ly.out, " x ", ly.in, ", expected positive sizes that fit an int");
       TORCH_CHECK(l == 0 || ly.in == f->layers.back().out, "fused step: layer ", l, " takes ", ly.in, " features, layer ",
                   l - 1, " gives ", l == 0 ? 0 : f->layers.back().out);
+      TORCH_CHECK(!ly.residual || (l >= 2 && l + 1 < nlayers && ly.in == ly.out && f->layers[l - 2].out == ly.out), "fused step: layer ",
+                  l, " ends a residual block, which needs a hidden layer l >= 2 with as many inputs and outputs as layer l - 2 gives");
       TORCH_CHECK(t[0] != nullptr, "fused step: layer ", l, " has no weight");
       ly.w = *t[0];
       ly.mask = opt(t[1]);
       ly.bias = opt(t[2]);
       ly.compact = t[3] != nullptr;
+      ly.bn = t[10] != nullptr;
+      if (ly.bn) {
+        for (int i = 11; i < 14; ++i) TORCH_CHECK(t[i] != nullptr, "fused step: layer ", l, " has an incomplete BatchNorm");
+        TORCH_CHECK(l + 1 < nlayers, "fused step: layer ", l, " is the output layer, which has no BatchNorm");
+        ly.gamma = *t[10], ly.beta = *t[11], ly.rmean = *t[12], ly.rvar = *t[13];
+        ly.rstd = at::empty({members * ly.out}, at::kFloat);
+        ly.dgamma = at::empty({members * ly.out}, at::kFloat);
+        ly.dbeta = at::empty({members * ly.out}, at::kFloat);
+        f->any_bn = true;
+      }
       ly.wn = ly.compact ? ly.w.numel() : members * ly.in * ly.out;
       ly.check(l);
       if (ly.compact) {
@@ -421,9 +736,21 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
         ly.vb = at::empty_like(ly.w);
         ly.grad = at::empty_like(ly.w);
       }
-      if (momentum > 0) {
+      if (rule != SGD || momentum > 0) {
         ly.vel = at::zeros_like(ly.w);
         if (ly.bias.defined()) ly.bvel = at::zeros_like(ly.bias);
+      }
+      if (rule == ADAM || rule == ADAMW) {
+        ly.s2 = at::zeros_like(ly.w);
+        if (ly.bias.defined()) ly.bs2 = at::zeros_like(ly.bias);
+      }
+      if (ly.bn && (rule != SGD || momentum > 0)) {
+        ly.gs1 = at::zeros_like(ly.gamma);
+        ly.bes1 = at::zeros_like(ly.beta);
+        if (rule == ADAM || rule == ADAMW) {
+          ly.gs2 = at::zeros_like(ly.gamma);
+          ly.bes2 = at::zeros_like(ly.beta);
+        }
       }
       f->layers.push_back(std::move(ly));
     }
@@ -446,15 +773,21 @@ extern "C" char* sparselab_fused_step(void* f, const at::Tensor* xs, const at::T
   }
 }
 
-// Handles sharing layer `l`'s momentum state (velocity of the weight or values, and of
-// the bias), or null where there is none (plain SGD, no bias).
-extern "C" char* sparselab_fused_velocity(void* f, int64_t l, at::Tensor** vel, at::Tensor** bvel) {
+// Handles sharing layer `l`'s optimizer state `slot` (0: velocity, first moment or
+// accumulator; 1: Adam's second moment) of the weight or values and of the bias, or
+// (slots 2 and 3, the same states) of BatchNorm's gamma and beta; null where there is
+// none (plain SGD, no bias or norm, a rule without that slot).
+extern "C" char* sparselab_fused_velocity(void* f, int64_t l, int64_t slot, at::Tensor** vel, at::Tensor** bvel) {
   try {
     auto* m = static_cast<FusedMlp*>(f);
     TORCH_CHECK(l >= 0 && l < int64_t(m->layers.size()), "fused step: layer ", l, " of ", m->layers.size());
     const Layer& ly = m->layers[l];
-    *vel = ly.vel.defined() ? new at::Tensor(ly.vel) : nullptr;
-    *bvel = ly.bvel.defined() ? new at::Tensor(ly.bvel) : nullptr;
+    // Slots 2, 3: BatchNorm's gamma and beta, first and second state.
+    TORCH_CHECK(slot >= 0 && slot < 4, "fused step: state slot ", slot, " is not 0 to 3");
+    const at::Tensor& w = slot == 0 ? ly.vel : slot == 1 ? ly.s2 : slot == 2 ? ly.gs1 : ly.gs2;
+    const at::Tensor& b = slot == 0 ? ly.bvel : slot == 1 ? ly.bs2 : slot == 2 ? ly.bes1 : ly.bes2;
+    *vel = w.defined() ? new at::Tensor(w) : nullptr;
+    *bvel = b.defined() ? new at::Tensor(b) : nullptr;
     return nullptr;
   } catch (const std::exception& e) {
     return error_string(e.what());
@@ -462,3 +795,16 @@ extern "C" char* sparselab_fused_velocity(void* f, int64_t l, at::Tensor** vel, 
 }
 
 extern "C" void sparselab_fused_free(void* f) { delete static_cast<FusedMlp*>(f); }
+
+// The steps taken (Adam's bias corrections count them): read, and set when `set` >= 0.
+extern "C" int64_t sparselab_fused_steps(void* f, int64_t set) {
+  auto* m = static_cast<FusedMlp*>(f);
+  if (set >= 0) m->t = set;
+  return m->t;
+}
+
+// Which gemm the dense layers use: "mkl" or "portable" (sparselab info).
+extern "C" const char* sparselab_fused_gemm() { return have_mkl() ? "mkl" : "portable"; }
+
+// Whether the kernels were built with per-CPU clones (GCC on x86-64), else baseline code.
+extern "C" int sparselab_kernels_cloned() { return SL_HAVE_CLONES; }

@@ -27,9 +27,14 @@
 
 namespace sparselab {
 
+// One clone per x86-64 level, chosen at load time (GCC). Not with clang: clang 14 gives
+// the clones' resolver of a static function external linkage, so the two files that
+// include this header clash at link time; clang builds run the baseline code.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define SL_HAVE_CLONES 1
 #else
+#define SL_HAVE_CLONES 0
 #define SL_CLONES
 #endif
 #define SL_INLINE static inline __attribute__((always_inline))
@@ -47,12 +52,19 @@ SL_INLINE float hsum(vf a) {
   return s;
 }
 // Lane j = the sum of t[j]'s lanes.
+// Two-vector shuffles: GCC's __builtin_shuffle takes a mask vector, clang's
+// __builtin_shufflevector the indices (same meaning: 0-7 from a, 8-15 from b).
+#if defined(__clang__)
+#define SL_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SL_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, vi{__VA_ARGS__})
+#endif
 SL_INLINE vf hsum8x8(const vf* t) {
   auto hadd = [](vf a, vf b) {
-    return __builtin_shuffle(a, b, vi{0, 2, 8, 10, 4, 6, 12, 14}) + __builtin_shuffle(a, b, vi{1, 3, 9, 11, 5, 7, 13, 15});
+    return SL_SHUFFLE(a, b, 0, 2, 8, 10, 4, 6, 12, 14) + SL_SHUFFLE(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
   };
   const vf u0 = hadd(hadd(t[0], t[1]), hadd(t[2], t[3])), u1 = hadd(hadd(t[4], t[5]), hadd(t[6], t[7]));
-  return __builtin_shuffle(u0, u1, vi{0, 1, 2, 3, 8, 9, 10, 11}) + __builtin_shuffle(u0, u1, vi{4, 5, 6, 7, 12, 13, 14, 15});
+  return SL_SHUFFLE(u0, u1, 0, 1, 2, 3, 8, 9, 10, 11) + SL_SHUFFLE(u0, u1, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 // Entries ordered by (block, panel, row, source row). A plan holds `blocks` diagonal

@@ -230,7 +230,10 @@ pub fn environment_differences(recorded: Option<&Value>, here: &Value) -> Vec<St
         return vec!["the record has no environment (written before sparselab recorded one)".into()];
     };
     let mut out = Vec::new();
-    for k in ["sparselab", "git_commit", "libtorch", "reproducible", "mkl", "aten_cpu_capability", "cpu", "cpu_flags", "threads", "device", "os", "arch"] {
+    for k in ["sparselab", "git_commit", "libtorch", "reproducible", "mkl", "fused_gemm", "aten_cpu_capability", "cpu", "cpu_flags", "threads", "device", "os", "arch"] {
+        if k == "fused_gemm" && rec.get(k).is_none() {
+            continue; // recorded since the portable gemm came; older records ran on MKL
+        }
         let (a, b) = (rec.get(k).unwrap_or(&Value::Null), here.get(k).unwrap_or(&Value::Null));
         if a != b {
             let show = |v: &Value| match v {

@@ -186,23 +186,28 @@ impl BatchedMlp {
     }
 
     /// The layers as the fused CPU training step takes them (stacked tensors, shared),
-    /// when the members are plain ReLU MLPs (no BatchNorm or skip).
+    /// when the members are ReLU MLPs without dropout.
     ///
     /// # Errors
     /// Layer tensors that do not fit together (see [`crate::compute::FusedLayer`]).
     pub fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.members[0];
-        if c.batch_norm || c.skip || !self.acts.iter().all(|a| matches!(a, Activation::Relu)) {
+        if c.dropout > 0.0 || !self.acts.iter().all(|a| matches!(a, Activation::Relu)) {
             return Ok(None);
         }
         let layers = self.layers.iter().enumerate().map(|(l, layer)| {
             let bias = self.vars.get(&format!("fc{}.bias", l + 1));
-            match &layer.plan {
+            let fused = match &layer.plan {
                 Some(plan) => crate::compute::FusedLayer::compact(&layer.param, &plan.lock().unwrap_or_else(|e| e.into_inner()), bias),
                 None => crate::compute::FusedLayer::dense(&layer.param, &layer.mask, bias),
+            }?;
+            if !c.batch_norm || l >= c.depth {
+                return Ok(fused);
             }
+            let v = |n: &str| self.var(&format!("bn{}.{n}", l + 1));
+            fused.with_batch_norm(v("weight")?, v("bias")?, v("running_mean")?, v("running_var")?)
         });
-        layers.collect::<Result<Vec<_>>>().map(Some)
+        Ok(Some(super::mlp::with_residuals(layers.collect::<Result<Vec<_>>>()?, c.depth, c.skip)))
     }
 
     /// Per member, multiply-adds of one example's forward pass: `[dense, active,

@@ -202,6 +202,12 @@ fn len_err(key: &str, got: usize, want: usize) -> Error {
 }
 
 /// Active weights on an input-to-output path, per layer, for an MLP's masks
+/// The fused step's layers with the residual blocks of `skip` marked: hidden layer
+/// `i` ends a block when `i` is even and at least 2 (see [`Mlp`]'s forward pass).
+pub(crate) fn with_residuals(layers: Vec<crate::compute::FusedLayer>, depth: usize, skip: bool) -> Vec<crate::compute::FusedLayer> {
+    layers.into_iter().enumerate().map(|(i, l)| if skip && i < depth && i >= 2 && i.is_multiple_of(2) { l.with_residual() } else { l }).collect()
+}
+
 /// (`[out, in]`, layer order) with `depth` hidden layers and optional skip blocks (as
 /// [`Mlp`]'s forward pass adds them: the input of hidden layer 1, 3, 5, ... joins the
 /// pre-activation of hidden layer 2, 4, 6, ...). A unit is reached when some active
@@ -327,11 +333,24 @@ impl Model for Mlp {
 
     fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.cfg;
-        let plain = !c.batch_norm && !c.skip && c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
+        let plain = c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
         if !plain {
             return Ok(None);
         }
-        self.linears.iter().map(SparseLinear::fused).collect::<Result<Vec<_>>>().map(Some)
+        // norms[i] follows hidden layer i (none without BatchNorm).
+        let layers = self
+            .linears
+            .iter()
+            .enumerate()
+            .map(|(i, l)| match self.norms.get(i) {
+                Some(n) => {
+                    let [w, b, m, v] = n.tensors();
+                    l.fused()?.with_batch_norm(w, b, m, v)
+                }
+                None => l.fused(),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(with_residuals(layers, c.depth, c.skip)))
     }
 
     fn set_weights(&self, weights: &[Tensor]) -> Result<()> {

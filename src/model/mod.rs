@@ -219,8 +219,8 @@ pub trait Model {
     }
 
     /// The weight layers in the form the fused CPU training step takes
-    /// ([`crate::compute::FusedMlp`]): `Some` for a plain ReLU MLP (no BatchNorm, skip
-    /// or dropout), `None` for any other model.
+    /// ([`crate::compute::FusedMlp`]): `Some` for a ReLU MLP without dropout (BatchNorm
+    /// and skip connections allowed), `None` for any other model.
     ///
     /// # Errors
     /// Layer tensors that do not fit together (see [`crate::compute::FusedLayer`]).

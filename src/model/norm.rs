@@ -25,6 +25,12 @@ impl BatchNorm {
         })
     }
 
+    /// Scale, shift, running mean and running variance (the fused step trains and
+    /// updates them in place).
+    pub(crate) fn tensors(&self) -> [&Tensor; 4] {
+        [&self.weight, &self.bias, &self.running_mean, &self.running_var]
+    }
+
     /// Train: batch statistics, running statistics updated. Eval: running statistics.
     /// Measure: batch statistics, running statistics untouched.
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {

@@ -49,8 +49,8 @@ impl DeviceSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
-    /// The fused CPU step where it applies (plain ReLU MLPs and their ensembles, SGD or
-    /// momentum, on the CPU; [`crate::compute::FusedMlp`]), autograd elsewhere.
+    /// The fused CPU step where it applies (ReLU MLPs without dropout and their
+    /// ensembles, any optimizer, on the CPU; [`crate::compute::FusedMlp`]), autograd elsewhere.
     #[default]
     Auto,
     /// Autograd and [`super::Optimizer`] always.

@@ -18,6 +18,7 @@ pub use masks::{drop_grow, keep_top, MaskPoint, MaskSchedule, MASK_METHODS};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind, OPTIMIZERS};
 pub use result::{Cost, Ended, EpochRecord, RunResult};
 pub use schedule::{Schedule, SCHEDULES};
+pub use step::fused_step_blocker;
 
 /// Mean cross-entropy of logits `[B, classes]` against int64 targets `[B]`.
 pub(crate) fn cross_entropy(logits: &tch::Tensor, targets: &tch::Tensor) -> Result<tch::Tensor, tch::TchError> {

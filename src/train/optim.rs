@@ -101,7 +101,8 @@ impl OptimizerConfig {
         Ok(())
     }
 
-    fn eps(&self) -> f64 {
+    /// Epsilon: the setting, or 1e-10 for Adagrad and 1e-8 otherwise.
+    pub(crate) fn eps_or_default(&self) -> f64 {
         self.eps.unwrap_or(if self.kind == OptimizerKind::Adagrad { 1e-10 } else { 1e-8 })
     }
 
@@ -165,7 +166,7 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         self.t += 1;
         let c = &self.cfg;
-        let (eps, mu) = (c.eps(), c.momentum_or_default());
+        let (eps, mu) = (c.eps_or_default(), c.momentum_or_default());
         for ((p, (s1, s2)), mut g) in self.params.iter().zip(self.state.iter_mut()).zip(grads) {
             if !g.defined() {
                 continue;

@@ -2,7 +2,7 @@
 //! CPU step ([`FusedMlp`]) where it applies. The loops call [`Stepper::step`] and stay
 //! the same either way.
 use super::config::StepKind;
-use super::{Optimizer, OptimizerConfig, OptimizerKind};
+use super::{Optimizer, OptimizerConfig};
 use crate::compute::{FusedLayer, FusedMlp};
 use crate::error::{Error, Result};
 use crate::model::Param;
@@ -16,13 +16,20 @@ pub(crate) enum Stepper {
 
 /// Why the fused step does not apply, or `None` when it does.
 fn unfused(layers: &Option<Vec<FusedLayer>>, opt: &OptimizerConfig, device: Device) -> Option<String> {
+    let _ = opt; // every update rule runs fused
     if layers.is_none() {
-        return Some("the model is not a plain ReLU MLP (no BatchNorm, skip or dropout)".into());
-    }
-    if !matches!(opt.kind, OptimizerKind::Sgd | OptimizerKind::Momentum) {
-        return Some(format!("optimizer {} (the fused step does sgd and momentum)", opt.kind.name()));
+        return Some("the model is not a ReLU MLP without dropout".into());
     }
     (device != Device::Cpu).then(|| format!("device {} (the fused step runs on the CPU)", super::device_name(device)))
+}
+
+/// Why `model` trains through autograd under `opt` on `device` rather than the fused
+/// CPU step (`None`: the fused step applies, and `step: "auto"` takes it).
+///
+/// # Errors
+/// Layer tensors that do not fit together.
+pub fn fused_step_blocker(model: &dyn crate::model::Model, opt: &OptimizerConfig, device: Device) -> Result<Option<String>> {
+    Ok(unfused(&model.fused_layers()?, opt, device))
 }
 
 impl Stepper {
@@ -36,7 +43,7 @@ impl Stepper {
         match (kind, unfused(&layers, opt, device)) {
             (StepKind::Fused, Some(why)) => Err(Error::config("step", format!("\"fused\" does not apply: {why}; use \"auto\""))),
             (StepKind::Autograd, _) | (StepKind::Auto, Some(_)) => Ok(Stepper::Autograd(Optimizer::new(opt.clone(), params)?)),
-            (_, None) => Ok(Stepper::Fused(FusedMlp::new(members, &layers.unwrap_or_default(), opt.momentum_or_default(), opt.l2)?)),
+            (_, None) => Ok(Stepper::Fused(FusedMlp::new(members, &layers.unwrap_or_default(), opt)?)),
         }
     }
 
@@ -52,16 +59,19 @@ impl Stepper {
             Stepper::Autograd(o) => o.remap(remaps),
             Stepper::Fused(f) => {
                 let layers = layers.ok_or_else(|| Error::Shape("fused step: the model no longer gives fused layers".into()))?;
-                let old: Vec<(Option<Tensor>, Option<Tensor>)> = (0..layers.len()).map(|l| f.velocity(l)).collect::<Result<_>>()?;
-                let new = FusedMlp::new(members, &layers, opt.momentum_or_default(), opt.l2)?;
+                let mut new = FusedMlp::new(members, &layers, opt)?;
+                new.set_steps(f.steps());
                 let _guard = tch::no_grad_guard();
-                for (l, ((v, b), r)) in old.iter().zip(remaps).enumerate() {
-                    let (nv, nb) = new.velocity(l)?;
-                    if let (Some(v), Some(mut nv)) = (v, nv) {
-                        nv.f_copy_(&r.apply(v))?;
-                    }
-                    if let (Some(b), Some(mut nb)) = (b, nb) {
-                        nb.f_copy_(b)?;
+                for slot in 0..4 {
+                    for (l, r) in remaps.iter().enumerate().take(layers.len()) {
+                        let ((v, b), (nv, nb)) = (f.state(l, slot)?, new.state(l, slot)?);
+                        if let (Some(v), Some(mut nv)) = (v, nv) {
+                            // Slots 0, 1 follow the weights' new layout; 2, 3 (BatchNorm) stay.
+                            nv.f_copy_(&if slot < 2 { r.apply(&v) } else { v })?;
+                        }
+                        if let (Some(b), Some(mut nb)) = (b, nb) {
+                            nb.f_copy_(&b)?;
+                        }
                     }
                 }
                 *f = new;
@@ -71,18 +81,22 @@ impl Stepper {
     }
 
     /// The state to checkpoint: the optimizer's tensors and step count, or the fused
-    /// step's velocities (`fused.<layer>.v|b`, sharing storage with the step).
+    /// step's state (`fused.<layer>.v|b` for slot 0, `.v2|b2` for Adam's second
+    /// moments, `.g|be` and `.g2|be2` for BatchNorm's scale and shift, sharing storage
+    /// with the step) and its step count.
     pub(crate) fn state(&self) -> Result<(Vec<(String, Tensor)>, i32)> {
         match self {
             Stepper::Autograd(o) => Ok(o.state()),
             Stepper::Fused(f) => {
                 let mut out = Vec::new();
                 for l in 0..f.layers() {
-                    let (v, b) = f.velocity(l)?;
-                    out.extend(v.map(|v| (format!("fused.{l}.v"), v)));
-                    out.extend(b.map(|b| (format!("fused.{l}.b"), b)));
+                    for (slot, w, b) in [(0, "v", "b"), (1, "v2", "b2"), (2, "g", "be"), (3, "g2", "be2")] {
+                        let (sw, sb) = f.state(l, slot)?;
+                        out.extend(sw.map(|t| (format!("fused.{l}.{w}"), t)));
+                        out.extend(sb.map(|t| (format!("fused.{l}.{b}"), t)));
+                    }
                 }
-                Ok((out, 0))
+                Ok((out, f.steps() as i32))
             }
         }
     }
@@ -97,7 +111,10 @@ impl Stepper {
                 o.restore(saved, t);
                 Ok(())
             }
-            Stepper::Fused(_) => super::checkpoint::restore(path, &self.state()?.0, saved),
+            Stepper::Fused(f) => {
+                f.set_steps(t as i64);
+                super::checkpoint::restore(path, &self.state()?.0, saved)
+            }
         }
     }
 

@@ -141,8 +141,8 @@ fn kill_9_mid_run_resumes_to_identical_weights() {
     stopped_run_resumes_identically("single", "KILL", Duration::from_millis(400));
 }
 
-/// kill -9 during RigL on compact layers: masks, optimizer state and the mask
-/// schedule's counters all come back.
+/// kill -9 during RigL with Adam on compact layers (the fused step): masks, both
+/// moments, the step count and the mask schedule's counters all come back.
 #[test]
 fn kill_9_mid_rigl_run_resumes_to_identical_weights() {
     stopped_run_resumes_identically("rigl", "KILL", Duration::from_millis(500));
@@ -155,7 +155,7 @@ fn sigterm_mid_epoch_checkpoints_and_resumes_identically() {
     stopped_run_resumes_identically("adam_dropout", "TERM", Duration::from_millis(700));
 }
 
-/// kill -9 while batched ensembles (SC-SDC twins on the fused step) train.
+/// kill -9 while batched ensembles (SC-SDC twins with BatchNorm on the fused step) train.
 #[test]
 fn kill_9_mid_ensemble_resumes_identically() {
     stopped_run_resumes_identically("ensemble", "KILL", Duration::from_millis(500));

@@ -244,7 +244,7 @@ fn fused_3_4_2() -> (sparselab::compute::FusedMlp, Tensor, Tensor) {
     let plan = CsrPlan::from_mask(&f32s(&[2, 4])).unwrap();
     let v2 = Tensor::randn([8], (Kind::Float, Device::Cpu));
     let layers = [FusedLayer::dense(&w1, &f32s(&[4, 3]), None).unwrap(), FusedLayer::compact(&v2, &plan, Some(&f32s(&[2]))).unwrap()];
-    (FusedMlp::new(1, &layers, 0.9, 0.0).unwrap(), w1, v2)
+    (FusedMlp::new(1, &layers, &sparselab::train::OptimizerConfig { kind: sparselab::train::OptimizerKind::Momentum, ..Default::default() }).unwrap(), w1, v2)
 }
 
 #[test]
@@ -252,13 +252,22 @@ fn fused_step_refuses_layers_that_do_not_chain() {
     use sparselab::compute::{FusedLayer, FusedMlp};
     let a = FusedLayer::dense(&f32s(&[4, 3]), &f32s(&[4, 3]), None).unwrap();
     let b = FusedLayer::dense(&f32s(&[2, 5]), &f32s(&[2, 5]), None).unwrap();
-    assert_eq!(refused(FusedMlp::new(1, &[a, b], 0.9, 0.0)), "fused step: layer 1 takes 5 features, layer 0 gives 4");
+    assert_eq!(
+        refused(FusedMlp::new(1, &[a, b], &sparselab::train::OptimizerConfig { kind: sparselab::train::OptimizerKind::Momentum, ..Default::default() })),
+        "fused step: layer 1 takes 5 features, layer 0 gives 4"
+    );
     let a = FusedLayer::dense(&f32s(&[4, 3]), &f32s(&[4, 3]), None).unwrap();
-    assert_eq!(refused(FusedMlp::new(2, &[a], 0.9, 0.0)), "fused step: layer 0 has 1 members, expected 2");
-    assert_eq!(refused(FusedMlp::new(1, &[], 0.9, 0.0)), "fused step: no layers");
+    assert_eq!(
+        refused(FusedMlp::new(2, &[a], &sparselab::train::OptimizerConfig { kind: sparselab::train::OptimizerKind::Momentum, ..Default::default() })),
+        "fused step: layer 0 has 1 members, expected 2"
+    );
+    assert_eq!(refused(FusedMlp::new(1, &[], &sparselab::train::OptimizerConfig { kind: sparselab::train::OptimizerKind::Momentum, ..Default::default() })), "fused step: no layers");
     let d = Tensor::ones([4, 3], (Kind::Float, Device::Cpu)).transpose(0, 1).contiguous().transpose(0, 1); // [4, 3], column-major
     let a = FusedLayer::dense(&d, &f32s(&[4, 3]), None).unwrap();
-    assert_eq!(refused(FusedMlp::new(1, &[a], 0.9, 0.0)), "fused step: layer 0 weight must be a contiguous float32 CPU tensor");
+    assert_eq!(
+        refused(FusedMlp::new(1, &[a], &sparselab::train::OptimizerConfig { kind: sparselab::train::OptimizerKind::Momentum, ..Default::default() })),
+        "fused step: layer 0 weight must be a contiguous float32 CPU tensor"
+    );
 }
 
 #[test]
