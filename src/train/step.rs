@@ -18,7 +18,7 @@ pub(crate) enum Stepper {
 fn unfused(layers: &Option<Vec<FusedLayer>>, opt: &OptimizerConfig, device: Device) -> Option<String> {
     let _ = opt; // every update rule runs fused
     if layers.is_none() {
-        return Some("the model is not a ReLU MLP without dropout".into());
+        return Some("the model has dropout, an activation other than ReLU, or is not an MLP (the fused step runs ReLU MLPs, BatchNorm and skip included)".into());
     }
     (device != Device::Cpu).then(|| format!("device {} (the fused step runs on the CPU)", super::device_name(device)))
 }

@@ -178,8 +178,11 @@ fn fused_says_why_it_does_not_apply() {
     let base = MlpConfig::new(64, 4, 2, 16);
     assert_eq!(fused(base.clone(), OptimizerKind::RmsProp), "");
     assert_eq!(fused(MlpConfig { batch_norm: true, skip: true, depth: 4, ..base.clone() }, OptimizerKind::Adagrad), "");
-    assert_eq!(fused(MlpConfig { dropout: 0.1, ..base.clone() }, OptimizerKind::Sgd), "step: \"fused\" does not apply: the model is not a ReLU MLP without dropout; use \"auto\"");
-    assert!(fused(MlpConfig { activation: "swish".into(), ..base.clone() }, OptimizerKind::Sgd).contains("not a ReLU MLP"));
+    assert_eq!(
+        fused(MlpConfig { dropout: 0.1, ..base.clone() }, OptimizerKind::Sgd),
+        "step: \"fused\" does not apply: the model has dropout, an activation other than ReLU, or is not an MLP (the fused step runs ReLU MLPs, BatchNorm and skip included); use \"auto\""
+    );
+    assert!(fused(MlpConfig { activation: "swish".into(), ..base.clone() }, OptimizerKind::Sgd).contains("an activation other than ReLU"));
     assert!(sparselab::train::StepKind::parse("fuse").unwrap_err().to_string().contains("valid: auto, autograd, fused"));
 }
 
