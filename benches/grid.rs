@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         };
         // Which step trains the cell: the fused one wherever it applies (`auto`).
         let twins = twins(&cfg.base, 79, 788, InitFan::Dense)?;
-        let step = match fused_step_blocker(&twins.sparse.init(tch::Device::Cpu)?, &cfg.train.optimizer, tch::Device::Cpu)? {
+        let step = match fused_step_blocker(&twins.sparse.init(tch::Device::Cpu)?, tch::Device::Cpu)? {
             None => "fused".to_string(),
             Some(why) => format!("autograd: {why}"),
         };

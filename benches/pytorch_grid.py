@@ -16,8 +16,9 @@ decay 1e-4 (torch's `weight_decay`, added to the gradient); DA = random crop wit
 Prints one JSON line per network: {"name", "seconds"} (building the network and its
 mask, one epoch and the evaluation), then {"cell", "seconds"} for the cell's total.
 """
-import argparse, gzip, json, time
+import argparse, json, time
 import torch
+import fashion_idx
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True, help="directory with the four IDX .gz files")
@@ -35,19 +36,7 @@ assert parts <= {"NR", "L2", "DA", "SC", "BN"}, a.reg
 l2, augment, skip, bn = 1e-4 if "L2" in parts else 0.0, "DA" in parts, "SC" in parts, "BN" in parts
 
 
-def idx(path, images):
-    with gzip.open(path, "rb") as f:
-        b = f.read()
-    t = torch.frombuffer(bytearray(b[16 if images else 8:]), dtype=torch.uint8)
-    return t.view(-1, 784).float().div_(255) if images else t.long()
-
-
-xtr, ytr = idx(f"{a.data}/train-images-idx3-ubyte.gz", True), idx(f"{a.data}/train-labels-idx1-ubyte.gz", False)
-xte, yte = idx(f"{a.data}/t10k-images-idx3-ubyte.gz", True), idx(f"{a.data}/t10k-labels-idx1-ubyte.gz", False)
-if a.train_limit:
-    xtr, ytr = xtr[: a.train_limit], ytr[: a.train_limit]
-m, s = xtr.mean(), xtr.std()
-xtr, xte = (xtr - m) / s, (xte - m) / s
+xtr, ytr, xte, yte = fashion_idx.load(a.data, a.train_limit)
 
 
 def crop_flip(x, pad=4):

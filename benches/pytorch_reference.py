@@ -7,8 +7,9 @@ evaluation pass over the test set per epoch. The sparse variant is the report's
 masked MLP (weight * mask in the forward pass) with the given active counts.
 Prints one JSON line per workload: {"name", "seconds_per_epoch", "epochs"}.
 """
-import argparse, gzip, json, math, os, sys, time
+import argparse, json, math, os, sys, time
 import torch
+import fashion_idx
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", required=True, help="directory with the four IDX .gz files")
@@ -23,19 +24,7 @@ dev = torch.device(a.device)
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
-def idx(path, images):
-    with gzip.open(path, "rb") as f:
-        b = f.read()
-    t = torch.frombuffer(bytearray(b[16 if images else 8:]), dtype=torch.uint8)
-    return t.view(-1, 784).float().div_(255) if images else t.long()
-
-xtr, ytr = idx(f"{a.data}/train-images-idx3-ubyte.gz", True), idx(f"{a.data}/train-labels-idx1-ubyte.gz", False)
-xte, yte = idx(f"{a.data}/t10k-images-idx3-ubyte.gz", True), idx(f"{a.data}/t10k-labels-idx1-ubyte.gz", False)
-if a.train_limit:
-    xtr, ytr = xtr[: a.train_limit], ytr[: a.train_limit]
-m, s = xtr.mean(), xtr.std()
-xtr, xte = ((xtr - m) / s).to(dev), ((xte - m) / s).to(dev)
-ytr, yte = ytr.to(dev), yte.to(dev)
+xtr, ytr, xte, yte = (t.to(dev) for t in fashion_idx.load(a.data, a.train_limit))
 
 def sync():
     if dev.type == "cuda":

@@ -15,21 +15,20 @@ pub(crate) enum Stepper {
 }
 
 /// Why the fused step does not apply, or `None` when it does.
-fn unfused(layers: &Option<Vec<FusedLayer>>, opt: &OptimizerConfig, device: Device) -> Option<String> {
-    let _ = opt; // every update rule runs fused
+fn unfused(layers: &Option<Vec<FusedLayer>>, device: Device) -> Option<String> {
     if layers.is_none() {
         return Some("the model has dropout, an activation other than ReLU, or is not an MLP (the fused step runs ReLU MLPs, BatchNorm and skip included)".into());
     }
     (device != Device::Cpu).then(|| format!("device {} (the fused step runs on the CPU)", super::device_name(device)))
 }
 
-/// Why `model` trains through autograd under `opt` on `device` rather than the fused
-/// CPU step (`None`: the fused step applies, and `step: "auto"` takes it).
+/// Why `model` trains through autograd on `device` rather than the fused CPU step
+/// (`None`: the fused step applies, and `step: "auto"` takes it; it runs every optimizer).
 ///
 /// # Errors
 /// Layer tensors that do not fit together.
-pub fn fused_step_blocker(model: &dyn crate::model::Model, opt: &OptimizerConfig, device: Device) -> Result<Option<String>> {
-    Ok(unfused(&model.fused_layers()?, opt, device))
+pub fn fused_step_blocker(model: &dyn crate::model::Model, device: Device) -> Result<Option<String>> {
+    Ok(unfused(&model.fused_layers()?, device))
 }
 
 impl Stepper {
@@ -40,7 +39,7 @@ impl Stepper {
     /// `kind` is `Fused` and the fused step does not apply (saying why); bad optimizer settings.
     pub(crate) fn new(kind: StepKind, layers: Option<Vec<FusedLayer>>, members: i64, params: Vec<Param>, opt: &OptimizerConfig, device: Device) -> Result<Self> {
         opt.validate()?;
-        match (kind, unfused(&layers, opt, device)) {
+        match (kind, unfused(&layers, device)) {
             (StepKind::Fused, Some(why)) => Err(Error::config("step", format!("\"fused\" does not apply: {why}; use \"auto\""))),
             (StepKind::Autograd, _) | (StepKind::Auto, Some(_)) => Ok(Stepper::Autograd(Optimizer::new(opt.clone(), params)?)),
             (_, None) => Ok(Stepper::Fused(FusedMlp::new(members, &layers.unwrap_or_default(), opt)?)),
