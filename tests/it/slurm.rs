@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_sparselab");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SWEEP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cluster_sweep.rhai");
+/// The widest network's epochs: long enough (about 15 s a run here) that task 1 is
+/// still training when the test, starved on a loaded 2-core machine, gets to scancel.
+const SLOW: &str = "slow_epochs=500";
 
 struct Cluster {
     conf: String,
@@ -62,7 +65,7 @@ impl Cluster {
     }
 
     fn submit(&self, out: &Path) -> (String, String, String) {
-        let o = self.cmd(BIN).args(["submit", SWEEP, "--shards", "3", "--cpus-per-task", "1", "--checkpoint-every", "1", "--set", "slow_epochs=150", "--out"]).arg(out).output().unwrap();
+        let o = self.cmd(BIN).args(["submit", SWEEP, "--shards", "3", "--cpus-per-task", "1", "--checkpoint-every", "1", "--set", SLOW, "--out"]).arg(out).output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout).to_string();
         assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
         let line = text.lines().find(|l| l.starts_with("submitted array job")).unwrap_or_else(|| panic!("{text}"));
@@ -87,8 +90,7 @@ fn a_sweep_through_real_slurm_cancelled_resubmitted_and_merged() {
     let Some(slurm) = up() else { return };
     let (out, local) = (tmp("out"), tmp("local"));
     // The same sweep run locally, for the results to agree with.
-    let mut reference =
-        Command::new(BIN).args(["run", SWEEP, "--set", "slow_epochs=150", "--out"]).arg(&local).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut reference = Command::new(BIN).args(["run", SWEEP, "--set", SLOW, "--out"]).arg(&local).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
 
     let (array, merge, text) = slurm.submit(&out);
     assert!(text.contains("tasks [1, 2, 3]"), "{text}");

@@ -63,16 +63,21 @@ def iopub_until_idle(kc, msg_id, timeout=TIMEOUT):
     raise AssertionError(f"no idle for {msg_id}; got {[m['msg_type'] for m in msgs]}")
 
 
-def shell_reply(kc, msg_id, timeout=TIMEOUT):
+def channel_reply(channel, msg_id, timeout=TIMEOUT):
+    """The reply to msg_id on a channel, skipping replies to other requests."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            msg = kc.get_shell_msg(timeout=0.5)
+            msg = channel.get_msg(timeout=0.5)
         except Empty:
             continue
         if msg["parent_header"].get("msg_id") == msg_id:
             return msg
-    raise AssertionError(f"no shell reply to {msg_id}")
+    raise AssertionError(f"no reply to {msg_id}")
+
+
+def shell_reply(kc, msg_id, timeout=TIMEOUT):
+    return channel_reply(kc.shell_channel, msg_id, timeout)
 
 
 def execute(kc, code, **kw):
@@ -351,7 +356,10 @@ def test_shutdown_request_exits_process(channel):
     try:
         msg = kc.session.msg("shutdown_request", {"restart": False})
         getattr(kc, f"{channel}_channel").send(msg)
-        reply = getattr(kc, f"{channel}_channel").get_msg(timeout=TIMEOUT)
+        # start_new_kernel's wait_for_ready resends kernel_info_request every second
+        # until one is answered, so on a loaded machine a stale kernel_info_reply can
+        # still sit on shell: skip replies to other requests.
+        reply = channel_reply(getattr(kc, f"{channel}_channel"), msg["header"]["msg_id"])
         assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"]
         assert reply["msg_type"] == "shutdown_reply"
         assert reply["content"] == {"status": "ok", "restart": False}
