@@ -1,7 +1,7 @@
 //! The fused CPU training step (`fused_mlp.cpp`): forward, cross-entropy, backward and
 //! the update (any [`OptimizerKind`]: SGD, momentum, Adam, AdamW, Adagrad, RMSProp, with
-//! coupled L2 and AdamW's decoupled decay) of a ReLU MLP without dropout (BatchNorm in
-//! train mode and residual blocks allowed), or of a batched ensemble of them, in one
+//! coupled L2 and AdamW's decoupled decay) of a ReLU MLP (BatchNorm in train mode,
+//! residual blocks and dropout allowed), or of a batched ensemble of them, in one
 //! call with no autograd graph. Dense layers run
 //! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, 128
 //! weight rows for the gradient, fused into the update), compact layers the kernels of
@@ -17,12 +17,20 @@ use tch::{Kind, Tensor};
 
 extern "C" {
     fn sparselab_fused_new(out: *mut *mut c_void, members: i64, layers: i64, tensors: *const *const c_void, shapes: *const i64, hyper: *const f64) -> *mut c_char;
-    fn sparselab_fused_step(f: *mut c_void, xs: *const c_void, ys: *const c_void, lr: f64, loss: *mut *mut c_void, correct: *mut *mut c_void) -> *mut c_char;
+    fn sparselab_fused_step(f: *mut c_void, xs: *const c_void, ys: *const c_void, noise: *const *const c_void, lr: f64, loss: *mut *mut c_void, correct: *mut *mut c_void) -> *mut c_char;
     fn sparselab_fused_free(f: *mut c_void);
     fn sparselab_fused_velocity(f: *mut c_void, layer: i64, slot: i64, vel: *mut *mut c_void, bvel: *mut *mut c_void) -> *mut c_char;
     fn sparselab_fused_steps(f: *mut c_void, set: i64) -> i64;
     fn sparselab_fused_gemm() -> *const c_char;
     fn sparselab_kernels_cloned() -> i32;
+    fn sparselab_kernels_wide() -> i32;
+}
+
+/// Whether the compact kernels' products run in 16-float AVX-512 registers on this CPU
+/// (the same bits as the 8-float form; `SPARSELAB_KERNEL_VECTORS=8` forces that form).
+pub fn kernels_wide() -> bool {
+    // SAFETY: reads a flag computed once.
+    unsafe { sparselab_kernels_wide() != 0 }
 }
 
 /// Whether the compact kernels were built with one clone per x86-64 level (GCC), else
@@ -67,6 +75,8 @@ pub struct FusedLayer {
     residual: bool,
     /// BatchNorm after the product: weight, bias, running mean, running variance.
     norm: Option<[Tensor; 4]>,
+    /// Dropout after the activation (hidden layers of one member): the probability.
+    dropout: f64,
 }
 
 /// `t` is float32 on `device`.
@@ -118,7 +128,7 @@ impl FusedLayer {
         let want_bias = if size.len() == 3 { vec![members, shape[0]] } else { vec![shape[0]] };
         check_bias("dense layer", bias, &want_bias, device)?;
         let mask = (crate::model::mask_count(mask) < mask.numel() as i64).then(|| mask.shallow_clone());
-        Ok(Self { shape, members, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None, residual: false, norm: None })
+        Ok(Self { shape, members, weight: weight.shallow_clone(), mask, bias: bias.map(Tensor::shallow_clone), plan: None, residual: false, norm: None, dropout: 0.0 })
     }
 
     /// A compact layer: `values [nnz]` multiplied through `plan` (one member per block),
@@ -144,6 +154,7 @@ impl FusedLayer {
             plan: Some(plan.kernel_tensors()),
             residual: false,
             norm: None,
+            dropout: 0.0,
         })
     }
 
@@ -175,6 +186,22 @@ impl FusedLayer {
         Ok(self)
     }
 
+    /// Dropout with probability `p` follows this hidden layer's activation (after the
+    /// residual and the ReLU), as [`crate::model::Mlp`]'s forward pass: each step draws
+    /// the keep-mask with [`crate::model::dropout_noise`] from libtorch's generator, so
+    /// the step drops the same units as autograd after the same seed. `p = 0` leaves
+    /// the layer as it is. One member only (ensembles refuse dropout), not the output layer.
+    ///
+    /// # Errors
+    /// `p` outside `[0, 1)`.
+    pub fn with_dropout(mut self, p: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::config("dropout", format!("{p} must be in [0, 1)")));
+        }
+        self.dropout = p;
+        Ok(self)
+    }
+
     /// `[out, in]` per member.
     pub fn shape(&self) -> [i64; 2] {
         self.shape
@@ -196,6 +223,8 @@ impl FusedLayer {
 pub struct FusedMlp {
     raw: *mut c_void,
     layers: usize,
+    /// Per layer: dropout probability after it and its width (0.0 where none).
+    dropout: Vec<(f64, i64)>,
 }
 
 impl FusedMlp {
@@ -213,6 +242,11 @@ impl FusedMlp {
         }
         if let Some((l, layer)) = layers.iter().enumerate().find(|(_, layer)| layer.members != members) {
             return Err(Error::Shape(format!("fused step: layer {l} has {} members, expected {members}", layer.members)));
+        }
+        if let Some(l) = layers.iter().position(|l| l.dropout > 0.0) {
+            if members != 1 || l + 1 == layers.len() {
+                return Err(Error::Shape(format!("fused step: layer {l} has dropout, which the step runs after a hidden layer of one member ({members} members, {} layers)", layers.len())));
+            }
         }
         let none = std::ptr::null::<c_void>();
         let mut handles = Vec::with_capacity(14 * layers.len());
@@ -245,7 +279,7 @@ impl FusedMlp {
         // SAFETY: err is null or a malloc'ed message.
         match unsafe { take_error(err) } {
             Some(msg) => Err(Error::Shape(msg)),
-            None => Ok(Self { raw, layers: layers.len() }),
+            None => Ok(Self { raw, layers: layers.len(), dropout: layers.iter().map(|l| (l.dropout, l.shape[0])).collect() }),
         }
     }
 
@@ -259,8 +293,18 @@ impl FusedMlp {
     /// classes, a layer tensor resized since [`FusedMlp::new`].
     pub fn step(&mut self, xs: &Tensor, ys: &Tensor, lr: f64) -> Result<(Tensor, Tensor)> {
         let (mut loss, mut correct) = (std::ptr::null_mut(), std::ptr::null_mut());
-        // SAFETY: self.raw is live; the outputs are new tensor handles we take ownership of.
-        let err = unsafe { sparselab_fused_step(self.raw, xs.as_ptr().cast(), ys.as_ptr().cast(), lr, &mut loss, &mut correct) };
+        // Dropout's keep-masks, drawn layer by layer as the forward pass draws them
+        // (`[B, width]`), handed over feature-major (`[width, B]`) as the step keeps activations.
+        let batch = *xs.size().last().unwrap_or(&0);
+        let noise: Vec<Option<Tensor>> = self
+            .dropout
+            .iter()
+            .map(|&(p, width)| (p > 0.0).then(|| crate::model::dropout_noise(batch, width, p, tch::Device::Cpu).and_then(|t| Ok(t.f_transpose(0, 1)?.f_contiguous()?))).transpose())
+            .collect::<Result<_>>()?;
+        let handles: Vec<*const c_void> = noise.iter().map(|t| t.as_ref().map_or(std::ptr::null(), |t| t.as_ptr() as *const c_void)).collect();
+        // SAFETY: self.raw is live, the noise handles live tensors (or null) for the call;
+        // the outputs are new tensor handles we take ownership of.
+        let err = unsafe { sparselab_fused_step(self.raw, xs.as_ptr().cast(), ys.as_ptr().cast(), handles.as_ptr(), lr, &mut loss, &mut correct) };
         // SAFETY: err is null or a malloc'ed message.
         if let Some(msg) = unsafe { take_error(err) } {
             return Err(Error::Shape(msg));

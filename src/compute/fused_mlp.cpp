@@ -1,5 +1,5 @@
-// Fused CPU training step for ReLU MLPs (no BatchNorm or dropout; residual blocks
-// allowed), single or a batched ensemble of E members, with SGD or momentum (report
+// Fused CPU training step for ReLU MLPs (BatchNorm in train mode, residual blocks and,
+// for one member, dropout allowed), single or a batched ensemble of E members, with SGD or momentum (report
 // eq. 2.16), Adam, AdamW, Adagrad or RMSProp (eq. 2.17, A.6) and coupled L2 (AdamW:
 // also decoupled decay). One call does forward, cross-entropy, backward and the update
 // with no autograd graph, no allocation after the first step, and two parallel phases:
@@ -154,6 +154,58 @@ static void rms_rule(float* w, const float* g, float* s1, int64_t k, float lr, f
   }
 }
 
+// Momentum's pass after the gemm left v = mu v + lr dW: v masked (mk, or none), plus
+// coupled L2 (c = lr l2, or 0), then w -= v.
+SL_CLONES
+static void momentum_rule(float* w, float* v, const float* mk, int64_t k, float c) {
+  // One pass, the branches outside the loops.
+  if (mk && c != 0.f) {
+    for (int64_t i = 0; i < k; ++i) {
+      const float vi = v[i] * mk[i] + c * w[i];
+      v[i] = vi;
+      w[i] -= vi;
+    }
+  } else if (mk) {
+    for (int64_t i = 0; i < k; ++i) {
+      const float vi = v[i] * mk[i];
+      v[i] = vi;
+      w[i] -= vi;
+    }
+  } else if (c != 0.f) {
+    for (int64_t i = 0; i < k; ++i) {
+      const float vi = v[i] + c * w[i];
+      v[i] = vi;
+      w[i] -= vi;
+    }
+  } else {
+    for (int64_t i = 0; i < k; ++i) w[i] -= v[i];
+  }
+}
+
+// A forward piece's epilogue over `rows` rows of n columns (stride ld): + bias (b, or
+// 0), + the residual (res, stride ld, or none), ReLU (NaN passes, as torch.relu), then
+// times dropout's keep-mask (keep, stride kld, or none); one pass each, in that order,
+// so every entry is rounded as in ((z + b) + res), relu, * keep.
+SL_CLONES
+static void epilogue(float* out, int64_t rows, int64_t n, int64_t ld, const float* b, const float* res, bool relu,
+                     const float* keep, int64_t kld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* z = out + r * ld;
+    const float br = b ? b[r] : 0.f;
+    for (int64_t j = 0; j < n; ++j) z[j] = z[j] + br;
+    if (res) {
+      const float* rr = res + r * ld;
+      for (int64_t j = 0; j < n; ++j) z[j] += rr[j];
+    }
+    if (relu)
+      for (int64_t j = 0; j < n; ++j) z[j] = z[j] < 0.f ? 0.f : z[j];
+    if (keep) {
+      const float* kr = keep + r * kld;
+      for (int64_t j = 0; j < n; ++j) z[j] *= kr[j];
+    }
+  }
+}
+
 // The update rule (train::OptimizerKind; sgd and momentum are both SGD, mu says which).
 enum Rule : int64_t { SGD = 0, ADAM = 1, ADAMW = 2, ADAGRAD = 3, RMSPROP = 4 };
 
@@ -249,6 +301,7 @@ struct FusedMlp {
   std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
   std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
   bool any_bn = false;
+  std::vector<const float*> drop;     // per layer, this step: dropout's scaled keep-mask [out, B] after its ReLU, or null
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
   std::vector<int64_t> correct;
@@ -308,16 +361,9 @@ struct FusedMlp {
     const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out : nullptr;
     const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + e * ly.out * ld + c0 : nullptr;
     const bool relu = l + 1 < L && !ly.bn;
-    if (b || relu || res)
-      for (int64_t r = 0; r < ly.out; ++r) {
-        float* z = out + r * ld;
-        const float br = b ? b[r] : 0.f;
-        for (int64_t j = 0; j < n; ++j) {
-          float v = z[j] + br;
-          if (res) v += res[r * ld + j];
-          z[j] = relu && v < 0.f ? 0.f : v;  // NaN passes, as torch.relu
-        }
-      }
+    // Dropout after the activation, as autograd: relu(v) * mask.
+    const float* keep = !ly.bn && drop[l] ? drop[l] + c0 : nullptr;
+    if (b || relu || res) epilogue(out, ly.out, n, ld, b, res, relu, keep, B);
   }
 
   // BatchNorm of layer l, member e, rows r0..r1, over the whole batch (train mode:
@@ -330,6 +376,7 @@ struct FusedMlp {
     float *rm = ly.rmean.data_ptr<float>() + e * ly.out, *rv = ly.rvar.data_ptr<float>() + e * ly.out;
     float* rs = ly.rstd.data_ptr<float>() + e * ly.out;
     const float* resb = ly.residual ? h[l - 2].data_ptr<float>() + e * ly.out * ld : nullptr;
+    const float* keep = drop[l];
     for (int64_t r = r0; r < r1; ++r) {
       float* z = zh[l].data_ptr<float>() + (e * ly.out + r) * ld;
       float* o = h[l].data_ptr<float>() + (e * ly.out + r) * ld;
@@ -341,12 +388,14 @@ struct FusedMlp {
       const float var = float(sq / double(B)), inv = 1.f / std::sqrt(var + 1e-5f);
       rs[r] = inv;
       const float* res = resb ? resb + r * ld : nullptr;
+      const float* kr = keep ? keep + r * B : nullptr;
       for (int64_t j = 0; j < B; ++j) {
         const float xh = (z[j] - mean) * inv;
         z[j] = xh;
         float v = xh * g[r] + bt[r];
         if (res) v += res[j];
-        o[j] = v < 0.f ? 0.f : v;  // hidden layers only: ReLU (NaN passes)
+        v = v < 0.f ? 0.f : v;  // hidden layers only: ReLU (NaN passes)
+        o[j] = kr ? v * kr[j] : v;
       }
       const float unbiased = B > 1 ? float(double(B) / double(B - 1)) : 1.f;
       rm[r] = rm[r] * 0.9f + mean * 0.1f;
@@ -428,9 +477,18 @@ struct FusedMlp {
       for (int64_t r = 0; r < ly.in; ++r)
         for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
     }
+    // With dropout, act is the ReLU times the keep-mask: off where either is, and the
+    // gradient through the mask is the gradient times the mask (autograd's order).
     const float* act = h[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
-    for (int64_t r = 0; r < ly.in; ++r)
-      for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
+    if (const float* keep = drop[l - 1]) {
+      for (int64_t r = 0; r < ly.in; ++r) {
+        const float* kr = keep + r * B + c0;
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j] * kr[j];
+      }
+    } else {
+      for (int64_t r = 0; r < ly.in; ++r)
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
+    }
   }
 
   // Phase A for member e, batch columns c0 .. c0 + n, all layers in one pass (no BatchNorm).
@@ -480,13 +538,7 @@ struct FusedMlp {
         // v = mu v + lr dW in the gemm; then mask, L2 and w -= v in one pass.
         float* v = ly.vel.data_ptr<float>() + off;
         gemm(false, true, m, ly.in, B, lr, gz + t.r0 * ld, ld, hin, ld, mu, v, ly.in);
-        const float c = lr * l2;
-        for (int64_t i = 0; i < k; ++i) {
-          float vi = mk ? v[i] * mk[i] : v[i];
-          if (c != 0.f) vi += c * w[i];
-          v[i] = vi;
-          w[i] -= vi;
-        }
+        momentum_rule(w, v, mk, k, lr * l2);
       } else {
         // w = (1 - lr l2) w - lr dW in the gemm; masked entries (0 before) re-masked.
         gemm(false, true, m, ly.in, B, -lr, gz + t.r0 * ld, ld, hin, ld, 1.f - lr * l2, w, ly.in);
@@ -560,8 +612,9 @@ struct FusedMlp {
   }
   bool gathered = false;
 
-  // x [E, in, B] float, y [E, B] int64 -> (mean loss [E] float, correct [E] int64).
-  std::pair<at::Tensor, at::Tensor> run(const at::Tensor& xs, const at::Tensor& ys, float lr) {
+  // x [E, in, B] float, y [E, B] int64, noise null or per layer null or dropout's
+  // scaled keep-mask [out, B] (one member) -> (mean loss [E] float, correct [E] int64).
+  std::pair<at::Tensor, at::Tensor> run(const at::Tensor& xs, const at::Tensor& ys, const at::Tensor* const* noise, float lr) {
     const int64_t in = layers[0].in;
     for (size_t l = 0; l < layers.size(); ++l) layers[l].check(int64_t(l));
     TORCH_CHECK(xs.dim() == 3 && xs.size(0) == E && xs.size(1) == in, "fused step: input must be [", E, ", ", in,
@@ -581,6 +634,17 @@ struct FusedMlp {
     for (int64_t i = 0; i < yc.numel(); ++i)
       TORCH_CHECK(y[i] >= 0 && y[i] < classes, "fused step: target ", y[i], " is not a class in 0..", classes - 1);
     layout(xs.size(2));
+    drop.assign(layers.size(), nullptr);
+    for (size_t l = 0; noise && l < layers.size(); ++l) {
+      const at::Tensor* k = noise[l];
+      if (!k) continue;
+      TORCH_CHECK(E == 1 && l + 1 < layers.size(), "fused step: dropout after layer ", l, " needs a hidden layer of one member");
+      TORCH_CHECK(k->scalar_type() == at::kFloat && k->is_contiguous() && k->device().is_cpu() && k->dim() == 2 &&
+                      k->size(0) == layers[l].out && k->size(1) == B,
+                  "fused step: layer ", l, " dropout mask must be a contiguous float32 CPU tensor [", layers[l].out, ", ", B,
+                  "], got ", k->sizes());
+      drop[l] = k->data_ptr<float>();
+    }
     if (!gathered) gather_values();
     ++t;
     c1 = 1.0 - std::pow(double(b1), double(t));
@@ -761,10 +825,11 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
   }
 }
 
-extern "C" char* sparselab_fused_step(void* f, const at::Tensor* xs, const at::Tensor* ys, double lr, at::Tensor** loss,
-                                      at::Tensor** correct) {
+// `noise`: one handle per layer, null where no dropout follows it (or a null array).
+extern "C" char* sparselab_fused_step(void* f, const at::Tensor* xs, const at::Tensor* ys, const at::Tensor* const* noise,
+                                      double lr, at::Tensor** loss, at::Tensor** correct) {
   try {
-    auto [l, c] = static_cast<FusedMlp*>(f)->run(*xs, *ys, float(lr));
+    auto [l, c] = static_cast<FusedMlp*>(f)->run(*xs, *ys, noise, float(lr));
     *loss = new at::Tensor(l);
     *correct = new at::Tensor(c);
     return nullptr;
@@ -805,6 +870,9 @@ extern "C" int64_t sparselab_fused_steps(void* f, int64_t set) {
 
 // Which gemm the dense layers use: "mkl" or "portable" (sparselab info).
 extern "C" const char* sparselab_fused_gemm() { return have_mkl() ? "mkl" : "portable"; }
+
+// Whether the compact products run in 16-float (AVX-512) registers here (kernels.h).
+extern "C" int sparselab_kernels_wide() { return wide_vectors() ? 1 : 0; }
 
 // Whether the kernels were built with per-CPU clones (GCC on x86-64), else baseline code.
 extern "C" int sparselab_kernels_cloned() { return SL_HAVE_CLONES; }

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_void, CStr};
 use tch::{Device, Kind, Tensor};
 
 mod fused;
-pub use fused::{fused_gemm, kernels_cloned, FusedLayer, FusedMlp};
+pub use fused::{fused_gemm, kernels_cloned, kernels_wide, FusedLayer, FusedMlp};
 
 /// The message of a C++ exception returned by our kernels (allocated with malloc), freed.
 ///

@@ -289,8 +289,9 @@ impl Model for Mlp {
                 }
             }
             h = self.acts[i].forward(&z)?;
-            if self.cfg.dropout > 0.0 {
-                h = h.f_dropout(self.cfg.dropout, mode == Mode::Train)?;
+            if self.cfg.dropout > 0.0 && mode == Mode::Train {
+                let s = h.size();
+                h = h.f_mul(&super::dropout_noise(s[0], s[1], self.cfg.dropout, h.device())?)?;
             }
         }
         self.linears[self.cfg.depth].forward(&h, mode)
@@ -333,8 +334,7 @@ impl Model for Mlp {
 
     fn fused_layers(&self) -> Result<Option<Vec<crate::compute::FusedLayer>>> {
         let c = &self.cfg;
-        let plain = c.dropout == 0.0 && self.acts.iter().all(|a| matches!(a, Activation::Relu));
-        if !plain {
+        if !self.acts.iter().all(|a| matches!(a, Activation::Relu)) {
             return Ok(None);
         }
         // norms[i] follows hidden layer i (none without BatchNorm).
@@ -342,12 +342,19 @@ impl Model for Mlp {
             .linears
             .iter()
             .enumerate()
-            .map(|(i, l)| match self.norms.get(i) {
-                Some(n) => {
-                    let [w, b, m, v] = n.tensors();
-                    l.fused()?.with_batch_norm(w, b, m, v)
+            .map(|(i, l)| {
+                let f = match self.norms.get(i) {
+                    Some(n) => {
+                        let [w, b, m, v] = n.tensors();
+                        l.fused()?.with_batch_norm(w, b, m, v)?
+                    }
+                    None => l.fused()?,
+                };
+                if i < c.depth {
+                    f.with_dropout(c.dropout)
+                } else {
+                    Ok(f)
                 }
-                None => l.fused(),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(with_residuals(layers, c.depth, c.skip)))

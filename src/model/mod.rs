@@ -54,6 +54,17 @@ impl Mode {
     }
 }
 
+/// Dropout's scaled keep-mask for a `[batch, width]` activation: Bernoulli(1 - p) draws
+/// divided by 1 - p, drawn from libtorch's generator in memory order, as `at::dropout`
+/// draws on the CPU. The MLP's forward pass and the fused step both draw it here, layer
+/// by layer after the loop's per-step reseed, so the two paths drop the same units.
+///
+/// # Errors
+/// libtorch failures.
+pub fn dropout_noise(batch: i64, width: i64, p: f64, device: Device) -> Result<Tensor> {
+    Ok(Tensor::f_empty([batch, width], (Kind::Float, device))?.f_bernoulli_float_(1.0 - p)?.f_div_scalar_(1.0 - p)?)
+}
+
 /// A weight layer (linear or conv) as the optimizer and gradient flow see it.
 pub struct WeightRef<'a> {
     /// Dotted name, e.g. `fc2`.
@@ -219,8 +230,8 @@ pub trait Model {
     }
 
     /// The weight layers in the form the fused CPU training step takes
-    /// ([`crate::compute::FusedMlp`]): `Some` for a ReLU MLP without dropout (BatchNorm
-    /// and skip connections allowed), `None` for any other model.
+    /// ([`crate::compute::FusedMlp`]): `Some` for a ReLU MLP (BatchNorm, skip connections
+    /// and dropout allowed), `None` for any other model.
     ///
     /// # Errors
     /// Layer tensors that do not fit together (see [`crate::compute::FusedLayer`]).

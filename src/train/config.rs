@@ -49,7 +49,7 @@ impl DeviceSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
-    /// The fused CPU step where it applies (ReLU MLPs without dropout and their
+    /// The fused CPU step where it applies (ReLU MLPs, with BatchNorm, skip or dropout, and their
     /// ensembles, any optimizer, on the CPU; [`crate::compute::FusedMlp`]), autograd elsewhere.
     #[default]
     Auto,

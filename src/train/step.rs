@@ -17,7 +17,7 @@ pub(crate) enum Stepper {
 /// Why the fused step does not apply, or `None` when it does.
 fn unfused(layers: &Option<Vec<FusedLayer>>, device: Device) -> Option<String> {
     if layers.is_none() {
-        return Some("the model has dropout, an activation other than ReLU, or is not an MLP (the fused step runs ReLU MLPs, BatchNorm and skip included)".into());
+        return Some("the model has an activation other than ReLU or is not an MLP (the fused step runs ReLU MLPs, BatchNorm, skip and dropout included)".into());
     }
     (device != Device::Cpu).then(|| format!("device {} (the fused step runs on the CPU)", super::device_name(device)))
 }

@@ -250,6 +250,42 @@ train(net, data, #{ optimizer: "adam", lr: 0.001, epochs: 2, progress: false, th
     assert_eq!(result("off", 2)["env"]["reproducible"], "off");
 }
 
+/// The compact kernels' AVX-512 form (16-float registers, chosen where the CPU has
+/// AVX-512) gives the same bits as the 8-float form every other x86-64 CPU runs: a
+/// network of compact layers trained by the fused step (forward and input-gradient
+/// products) and one through the autograd function, with BatchNorm, Adam and
+/// gradient-flow measurement. On a CPU without AVX-512 both runs take the 8-float form.
+#[test]
+fn wide_and_narrow_sparse_kernels_give_the_same_bits() {
+    let dir = tmp("wide");
+    std::fs::write(
+        dir.join("wide.rhai"),
+        r#"
+let data = dataset("fashion-mnist", #{ subset: "bundled", train_limit: 1500 });
+let net = mlp(data, #{ depth: 3, width: 200, density: 0.2, batch_norm: true, seed: 1 });
+train(net, data, #{ optimizer: "adam", lr: 0.001, epochs: 2, progress: false, grad_flow: #{ points: 2, samples: 500 } });
+let net = mlp(data, #{ depth: 2, width: 150, density: 0.1, seed: 2 });
+train(net, data, #{ optimizer: "momentum", lr: 0.01, epochs: 2, progress: false, step: "autograd" });
+"#,
+    )
+    .unwrap();
+    let result = |vectors: &str| -> Vec<Value> {
+        let out = format!("out-{vectors}");
+        let (code, _, err) = sl(&dir, &["run", "wide.rhai", "--fresh", "--out", &out], &[("SPARSELAB_KERNEL_VECTORS", vectors)]);
+        assert_eq!(code, 0, "{err}");
+        let mut recs = records(&dir.join(&out).join("store"));
+        recs.iter_mut().for_each(|r| strip_times(&mut r["run"]));
+        recs.into_iter().map(|r| r["run"].clone()).collect()
+    };
+    let (wide, narrow) = (result("16"), result("8"));
+    assert_eq!(wide.len(), 2);
+    assert!(wide[0]["history"].as_array().is_some_and(|h| h.len() == 2), "{}", wide[0]);
+    assert_eq!(wide, narrow, "16-float and 8-float sparse kernels differ");
+    let (_, info, _) = sl(&dir, &["info"], &[]);
+    let avx512 = sparselab::repro::cpu_flags().iter().any(|f| f == "avx512f") && cfg!(not(feature = "portable-kernels"));
+    assert_eq!(info.contains("16-float registers"), avx512 && sparselab::compute::kernels_cloned(), "{info}");
+}
+
 fn strip_times(v: &mut Value) {
     match v {
         Value::Object(m) => {

@@ -145,7 +145,7 @@ assert(train(copy, data, opts).test_loss == train(net, data, opts).test_loss);"#
             ("threads", "()", "libtorch threads"),
             ("grad_flow", "()", "#{ points: 11, samples: 5000 } or true: measure EGF and gradient norms"),
             ("progress", "true", "progress bar on a terminal, per-epoch lines otherwise, one live display (bar, time left, curves) in a notebook"),
-            ("step", "\"auto\"", "\"auto\" (the fused CPU step for ReLU MLPs without dropout, BatchNorm and skip included, any optimizer; autograd otherwise), \"autograd\" or \"fused\" (an error where it does not apply); same results to float tolerance"),
+            ("step", "\"auto\"", "\"auto\" (the fused CPU step for ReLU MLPs, BatchNorm, skip and dropout included, any optimizer; autograd otherwise), \"autograd\" or \"fused\" (an error where it does not apply); same results to float tolerance"),
             ("dynamic", "()", "dynamic sparse training: #{ method: \"rigl\", fraction: 0.3, every: 100, end: 0.75 } (RigL: every `every` steps until `end` of training, each layer drops its smallest-magnitude weights, fraction cosine-decayed, and grows as many where the dense gradient is largest) or #{ method: \"set\", fraction: 0.3 } (SET: after each epoch but the last, drop by magnitude, grow at random). Counts per layer stay exact; grown weights start at zero with no optimizer state; Run.mask_history records each update"),
             ("gradual", "()", "gradual magnitude pruning (Zhu and Gupta): #{ density: 0.1, start: 0.1, end: 0.6, every: 100, scope: \"layer\" }: from start to end of training, every `every` steps, prune to d = d_f + (d_0 - d_f)(1 - p)^3"),
         ],
