@@ -21,6 +21,11 @@ fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The mode `sparselab` runs in (SPARSELAB_REPRODUCIBLE, default avx2), set before
+    // libtorch or MKL computes anything, as the binary does.
+    if let Some(w) = sparselab::repro::init() {
+        eprintln!("warning: {w}");
+    }
     let threads: usize = env("SPARSELAB_BENCH_THREADS", 2);
     let epochs: usize = env("SPARSELAB_BENCH_EPOCHS", 1);
     let seeds: u64 = env("SPARSELAB_BENCH_SEEDS", 3);
@@ -42,9 +47,10 @@ fn main() -> anyhow::Result<()> {
     let cfg = ScSdcConfig { base: base.clone(), max_width: None, fractions: fractions.clone(), seeds: (0..seeds).collect(), init_fan: InitFan::Dense, train, ensemble: ENSEMBLE_MEMBERS };
     let nets = 2 * fractions.len() * seeds as usize;
     println!(
-        "sparselab ensemble benchmark: one SC-SDC study, {nets} networks, Fashion-MNIST {} train, {epochs} epoch(s), {threads} threads, {}\n",
+        "sparselab ensemble benchmark: one SC-SDC study, {nets} networks, Fashion-MNIST {} train, {epochs} epoch(s), {threads} threads, {}, reproducible mode {}\n",
         data.train.len(),
-        sparselab::train::device_name(dev)
+        sparselab::train::device_name(dev),
+        sparselab::repro::mode()
     );
 
     // The groups the batched study forms.

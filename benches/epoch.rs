@@ -29,6 +29,11 @@ fn useful_gflop(active: &[i64], n: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The mode `sparselab` runs in (SPARSELAB_REPRODUCIBLE, default avx2), set before
+    // libtorch or MKL computes anything, as the binary does.
+    if let Some(w) = sparselab::repro::init() {
+        eprintln!("warning: {w}");
+    }
     let threads: usize = env("SPARSELAB_BENCH_THREADS", 2);
     let epochs: usize = env("SPARSELAB_BENCH_EPOCHS", 1);
     let fractions: Vec<f64> = std::env::var("SPARSELAB_BENCH_FRACTIONS").unwrap_or_else(|_| "0.5".into()).split(',').filter_map(|f| f.parse().ok()).collect();
@@ -39,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     tch::set_num_threads(threads as i32);
     let data = Dataset::load(&DatasetConfig::new("fashion-mnist").with_subset(Subset::Full))?;
     let n = data.train.len();
-    println!("sparselab epoch benchmark: Fashion-MNIST {n} train, {threads} threads, {epochs} epoch(s), batch 128, SGD momentum 0.9\n");
+    println!("sparselab epoch benchmark: Fashion-MNIST {n} train, {threads} threads, {epochs} epoch(s), batch 128, SGD momentum 0.9, reproducible mode {}\n", sparselab::repro::mode());
     let mut workloads = Vec::new();
     for f in &fractions {
         let w = (f * 788.0).round() as i64;

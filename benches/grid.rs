@@ -26,6 +26,11 @@ const OPTIMIZERS: [&str; 3] = ["adagrad", "adam", "momentum"];
 const CODES: [&str; 7] = ["NR", "L2", "DA", "SC", "BN", "DA_SC_BN", "DA_L2_SC_BN"];
 
 fn main() -> anyhow::Result<()> {
+    // The mode `sparselab` runs in (SPARSELAB_REPRODUCIBLE, default avx2), set before
+    // libtorch or MKL computes anything, as the binary does.
+    if let Some(w) = sparselab::repro::init() {
+        eprintln!("warning: {w}");
+    }
     let threads: usize = env("SPARSELAB_BENCH_THREADS", 2);
     let limit: usize = env("SPARSELAB_BENCH_TRAIN_LIMIT", 0);
     let with_torch = env("SPARSELAB_BENCH_TORCH", 1) == 1;
@@ -63,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         "sparselab grid benchmark: Table A.1 (lr 0.001), {} cell(s) x 10 networks x 1 epoch, Fashion-MNIST {} train, {threads} threads, reproducible mode {}\n",
         cells.len(),
         data.train.len(),
-        std::env::var("SPARSELAB_REPRODUCIBLE").unwrap_or_else(|_| "avx2 (default)".into())
+        sparselab::repro::mode()
     );
     println!("{:<24} {:>12} {:>11} {:>7}  step", "cell", "sparselab s", "pytorch s", "ratio");
     let (mut ours_total, mut torch_total, mut worst) = (0.0, 0.0, (0.0f64, String::new()));

@@ -75,7 +75,8 @@ fn plan_linear(mask: &tch::Tensor, values: &tch::Tensor, x: &tch::Tensor) -> tch
     sparselab::compute::CsrPlan::from_mask(mask).unwrap().linear(x, values).unwrap()
 }
 
-/// The fused step splits its work into fixed pieces (64 batch columns, 128 weight rows)
+/// The fused step splits its work into fixed pieces (64 batch columns or, for wide
+/// layers, row pieces; 128 weight rows)
 /// with single-threaded BLAS in each: a run gives the same bits on 1 and 2 threads.
 #[test]
 fn fused_step_does_not_depend_on_the_thread_count() {

@@ -3,7 +3,8 @@
 //! coupled L2 and AdamW's decoupled decay) of a ReLU MLP (BatchNorm in train mode,
 //! residual blocks and dropout allowed), or of a batched ensemble of them, in one
 //! call with no autograd graph. Dense layers run
-//! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, 128
+//! single-threaded MKL gemms on fixed pieces of the work (64 batch columns forward, or
+//! for a layer of 256 rows or more row pieces of at most 400 over the whole batch; 128
 //! weight rows for the gradient, fused into the update), compact layers the kernels of
 //! `kernels.h`; the pieces are spread over the libtorch threads. Because the pieces
 //! are fixed, the numbers do not depend on the thread count, and a member of an

@@ -5,7 +5,9 @@
 // with no autograd graph, no allocation after the first step, and two parallel phases:
 //
 //   A. per (member, chunk of 64 batch columns): forward through every layer, the
-//      loss and its gradient, and the input-gradient chain down to layer 1;
+//      loss and its gradient, and the input-gradient chain down to layer 1; with
+//      BatchNorm or a dense layer of 256 rows or more, layer by layer, such a dense
+//      layer's products as pieces of at most 400 rows over the whole batch;
 //   B. per (layer, member, block of 128 weight rows): the weight gradient over the
 //      whole batch, fused into the update (momentum: v = mu v + lr dW in the same
 //      gemm, then one pass for mask, L2 and w -= v; the adaptive rules: the gradient
@@ -127,6 +129,18 @@ struct OneThread {
 constexpr int64_t COLS = 64;  // batch columns per phase-A task
 constexpr int64_t BN_ROWS = 32;  // rows per BatchNorm task (each over the whole batch)
 constexpr int64_t ROWS = 128;  // weight rows per phase-B task (64: ~5% slower, more packing of the batch operand)
+// A dense product with at least SPLIT_ROWS output rows runs in phase A as row pieces
+// over the whole batch, not as 64-column pieces: an even number of pieces of at most
+// SPLIT_PIECE rows (two up to 800 rows). Each piece packs only its rows of the weight,
+// once per step, and MKL runs 128-column products; packing the weight for every
+// 64-column piece cost 18% of a width-788 epoch. Measured (benches/NOTES.md item 14):
+// epochs 10-19% faster at widths 394-788, no gain at 236 (so not split); pieces of at
+// most 100 or 200 rows were slower than 400 at width 788.
+constexpr int64_t SPLIT_ROWS = 256;
+constexpr int64_t SPLIT_PIECE = 400;
+
+// Whether a dense product with `rows` output rows runs as row pieces.
+inline bool split_rows(bool compact, int64_t rows) { return !compact && rows >= SPLIT_ROWS; }
 
 // The adaptive rules over k parameters (one clone per x86-64 level: a sqrt and a
 // division per weight): g += l2 w, then Adam (bias corrections as factors ica = 1 /
@@ -300,7 +314,7 @@ struct FusedMlp {
   at::Tensor x0;                      // the input [E, in, ld] (flat, at least that long)
   std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
   std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
-  bool any_bn = false;
+  bool layerwise = false;             // phase A layer by layer (BatchNorm, or a dense layer split by rows)
   std::vector<const float*> drop;     // per layer, this step: dropout's scaled keep-mask [out, B] after its ReLU, or null
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
@@ -499,6 +513,45 @@ struct FusedMlp {
     for (int64_t l = L - 1; l >= 1; --l) backward_piece(l, e, c0, n);
   }
 
+  // Layer l's forward for member e, output rows r0..r1, the whole batch (dense layer, no norm).
+  void forward_rows(int64_t l, int64_t e, int64_t r0, int64_t r1) {
+    const int64_t L = layers.size();
+    const Layer& ly = layers[l];
+    const float* in = (l == 0 ? x0 : h[l - 1]).data_ptr<float>() + e * ly.in * ld;
+    float* out = (ly.bn ? zh[l] : h[l]).data_ptr<float>() + (e * ly.out + r0) * ld;
+    gemm(false, false, r1 - r0, B, ly.in, 1.f, ly.w.data_ptr<float>() + (e * ly.out + r0) * ly.in, ly.in, in, ld, 0.f, out, ld);
+    const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out + r0 : nullptr;
+    const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + (e * ly.out + r0) * ld : nullptr;
+    const bool relu = l + 1 < L && !ly.bn;
+    const float* keep = !ly.bn && drop[l] ? drop[l] + r0 * B : nullptr;
+    if (b || relu || res) epilogue(out, r1 - r0, B, ld, b, res, relu, keep, B);
+  }
+
+  // The input gradient of dense layer l >= 1 for member e, input rows r0..r1, the whole batch.
+  void backward_rows(int64_t l, int64_t e, int64_t r0, int64_t r1) {
+    const int64_t L = layers.size();
+    const Layer& ly = layers[l];
+    const float* gl = gz(l).data_ptr<float>() + e * ly.out * ld;
+    float* dst = dz[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld;
+    gemm(true, false, r1 - r0, B, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in + r0, ly.in, gl, ld, 0.f, dst, ld);
+    const int64_t n = B, rows = r1 - r0;
+    if (l + 1 < L && layers[l + 1].residual) {
+      const float* gr = dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
+    }
+    const float* act = h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld;
+    if (const float* keep = drop[l - 1]) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* kr = keep + (r0 + r) * B;
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j] * kr[j];
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
+    }
+  }
+
   // Phase B: weight rows r0..r1 of member e in layer l: gradient over the whole batch and update.
   void update(const Task& t, float lr) {
     Layer& ly = layers[t.layer];
@@ -663,11 +716,12 @@ struct FusedMlp {
         for (int64_t j = 0; j < n; ++j)
           for (int64_t r = 0; r < in; ++r) dst[r * ld + j] = src[j * s2 + r * s1];
       }
-      if (!any_bn) forward_backward(y, e, c0, n, e * chunks + c);
+      if (!layerwise) forward_backward(y, e, c0, n, e * chunks + c);
     });
-    if (any_bn) {
-      // BatchNorm needs whole-batch statistics: phase A layer by layer, the norms (and
-      // their backward) per block of rows in between. Same pieces, same sums.
+    if (layerwise) {
+      // BatchNorm needs whole-batch statistics, and a wide dense product runs as row
+      // pieces: phase A layer by layer, the norms (and their backward) per block of rows
+      // in between.
       const int64_t L = layers.size();
       auto pieces = [&](auto f) {
         dynamic_for(E * chunks, [&](int64_t i) {
@@ -682,13 +736,30 @@ struct FusedMlp {
           f(e, r0, std::min(layers[l].out, r0 + BN_ROWS));
         });
       };
+      auto split = [&](int64_t l, int64_t rows) { return split_rows(layers[l].compact, rows); };
+      // Row pieces of a dense product: an even number k of about equal blocks of at most
+      // SPLIT_PIECE rows, whole multiples of 16 (fixed by the shape alone, like every piece).
+      auto row_pieces = [&](int64_t rows, auto f) {
+        const int64_t k = 2 * ((rows + 2 * SPLIT_PIECE - 1) / (2 * SPLIT_PIECE)), step = ((rows + k - 1) / k + 15) / 16 * 16;
+        const int64_t blocks = (rows + step - 1) / step;
+        dynamic_for(E * blocks, [&](int64_t i) {
+          const int64_t e = i / blocks, r0 = (i % blocks) * step;
+          f(e, r0, std::min(rows, r0 + step));
+        });
+      };
       for (int64_t l = 0; l < L; ++l) {
-        pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { forward_piece(l, e, c0, n); });
+        if (split(l, layers[l].out))
+          row_pieces(layers[l].out, [&](int64_t e, int64_t r0, int64_t r1) { forward_rows(l, e, r0, r1); });
+        else
+          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { forward_piece(l, e, c0, n); });
         if (layers[l].bn) rows(l, [&](int64_t e, int64_t r0, int64_t r1) { bn_forward(l, e, r0, r1); });
       }
       pieces([&](int64_t e, int64_t c0, int64_t n, int64_t chunk) { loss_piece(y, e, c0, n, chunk); });
       for (int64_t l = L - 1; l >= 1; --l) {
-        pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, c0, n); });
+        if (split(l, layers[l].in))
+          row_pieces(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_rows(l, e, r0, r1); });
+        else
+          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, c0, n); });
         if (layers[l - 1].bn) rows(l - 1, [&](int64_t e, int64_t r0, int64_t r1) { bn_backward(l - 1, e, r0, r1); });
       }
     }
@@ -771,8 +842,9 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
         ly.rstd = at::empty({members * ly.out}, at::kFloat);
         ly.dgamma = at::empty({members * ly.out}, at::kFloat);
         ly.dbeta = at::empty({members * ly.out}, at::kFloat);
-        f->any_bn = true;
+        f->layerwise = true;
       }
+      if (split_rows(ly.compact, ly.out) || (l > 0 && split_rows(ly.compact, ly.in))) f->layerwise = true;
       ly.wn = ly.compact ? ly.w.numel() : members * ly.in * ly.out;
       ly.check(l);
       if (ly.compact) {

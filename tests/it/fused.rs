@@ -150,14 +150,44 @@ fn fused_step_trains_like_autograd_with_dropout() {
     assert_ne!(with.history[0].train_loss, reseeded.history[0].train_loss);
 }
 
+/// Dense layers of 256 rows or more run phase A layer by layer, as row pieces over the
+/// whole batch (an even number of pieces of at most 400 rows). 64 -> 3 x 300 -> 4: the
+/// hidden layers' products and the output layer's input gradient run as two pieces of
+/// 160 and 140 rows. Against autograd with momentum, beside a compact layer (whose
+/// products stay 64-column pieces in the same layer-by-layer pass), and with Adam,
+/// BatchNorm, a residual block and dropout.
+#[test]
+fn fused_step_splits_wide_dense_layers_by_rows_like_autograd() {
+    let _torch = super::common::torch_lock();
+    let wide = MlpConfig { seed: 11, ..MlpConfig::new(64, 4, 3, 300) };
+    let momentum = TrainConfig { batch_size: 100, epochs: 2, optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-3, ..Default::default() }, ..quick() };
+    assert_close(&wide, &momentum);
+    let mixed = MlpConfig { densities: Densities::PerLayer(vec![1.0, 0.1, 0.6, 1.0]), ..wide.clone() };
+    assert_eq!(mixed.kernels().unwrap(), vec![Kernel::Dense, Kernel::Compact, Kernel::Dense, Kernel::Dense]);
+    assert_close(&mixed, &momentum);
+    // Adam with eps 1e-4: here a norm's shift can have a gradient of rounding noise
+    // (1e-9), which eps 1e-8 turns into steps of +-lr that differ between any two
+    // summation orders (column pieces at width 250 show the same); SGD and this eps
+    // agree to 1e-6.
+    let adam = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, l2: 1e-4, eps: Some(1e-4), ..Default::default() }, ..momentum };
+    assert_close_to(&MlpConfig { depth: 4, batch_norm: true, skip: true, dropout: 0.2, bias: false, ..wide }, &adam, 1e-3);
+}
+
 /// The fused step's numbers do not depend on the thread count, for every rule and with
 /// residual blocks: 1 and 2 threads give the same weights, bit for bit.
 #[test]
 fn fused_step_is_bit_identical_across_thread_counts() {
     let _torch = super::common::torch_lock();
     let plain = MlpConfig { densities: Densities::PerLayer(vec![0.6, 0.1, 0.3, 1.0, 1.0]), skip: true, seed: 2, ..MlpConfig::new(64, 4, 4, 140) };
-    let cases =
-        [(OptimizerKind::Momentum, plain.clone()), (OptimizerKind::Adam, MlpConfig { dropout: 0.3, ..plain.clone() }), (OptimizerKind::Adagrad, MlpConfig { batch_norm: true, dropout: 0.1, ..plain })];
+    // Width 300: phase A's dense products as row pieces.
+    let wide = MlpConfig { densities: Densities::PerLayer(vec![1.0, 1.0, 0.1, 1.0, 1.0]), width: 300, ..plain.clone() };
+    let cases = [
+        (OptimizerKind::Momentum, plain.clone()),
+        (OptimizerKind::Adam, MlpConfig { dropout: 0.3, ..plain.clone() }),
+        (OptimizerKind::Adagrad, MlpConfig { batch_norm: true, dropout: 0.1, ..plain }),
+        (OptimizerKind::Momentum, wide.clone()),
+        (OptimizerKind::Adam, MlpConfig { batch_norm: true, ..wide }),
+    ];
     for (kind, cfg) in cases {
         let tc = |threads| TrainConfig { batch_size: 100, threads: Some(threads), optimizer: OptimizerConfig { kind, lr: 1e-3, l2: 1e-4, ..Default::default() }, ..quick() };
         let (_, one) = run(&cfg, &tc(1), StepKind::Fused);
@@ -229,13 +259,17 @@ fn ensemble_members_train_bit_for_bit_as_alone_with_the_fused_step() {
     // BatchNorm: each member's statistics are its own.
     let bn = |seed, d: f64| MlpConfig { batch_norm: true, ..skip(seed, d) };
     ensemble_like_alone(&[bn(4, 0.3), bn(5, 0.3), bn(6, 0.35)], &momentum);
+    // Width 300: dense products as row pieces, per member.
+    let wide = |seed, d: f64| MlpConfig { densities: Densities::PerLayer(vec![d, 1.0, 0.2]), seed, ..MlpConfig::new(64, 4, 2, 300) };
+    ensemble_like_alone(&[wide(1, 1.0), wide(2, 1.0), wide(3, 1.0)], &momentum);
+    ensemble_like_alone(&[MlpConfig { batch_norm: true, ..wide(4, 0.3) }, MlpConfig { batch_norm: true, ..wide(5, 0.3) }], &adam);
 }
 
 fn ensemble_like_alone(members: &[MlpConfig], opt: &OptimizerConfig) {
     let data = synthetic();
     let tc = TrainConfig { batch_size: 100, optimizer: opt.clone(), ..quick() };
     let ens = BatchedMlp::new(members, Device::Cpu).unwrap();
-    assert_eq!(ens.kernels()[..2], [Kernel::Compact, Kernel::Compact]);
+    assert!(ens.kernels().contains(&Kernel::Compact), "{:?}", ens.kernels());
     let cfgs: Vec<TrainConfig> = members.iter().map(|m| TrainConfig { seed: m.seed, step: StepKind::Fused, ..tc.clone() }).collect();
     let runs = train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
     for (e, m) in members.iter().enumerate() {
