@@ -358,26 +358,26 @@ struct FusedMlp {
   // gradient read): dz, or for a BatchNorm layer the gradient through the norm.
   const at::Tensor& gz(int64_t l) const { return layers[l].bn ? dzn[l] : dz[l]; }
 
-  // Layer l's forward for member e, batch columns c0 .. c0 + n: the product, then the
-  // bias, residual and ReLU (a BatchNorm layer: the product and bias into zh, the norm
-  // follows over the whole batch in bn_forward).
-  void forward_piece(int64_t l, int64_t e, int64_t c0, int64_t n) {
+  // Layer l's forward for member e, output rows r0..r1, batch columns c0 .. c0 + n: the
+  // product, then the bias, residual and ReLU (a BatchNorm layer: the product and bias
+  // into zh, the norm follows over the whole batch in bn_forward).
+  void forward_piece(int64_t l, int64_t e, int64_t r0, int64_t r1, int64_t c0, int64_t n) {
     const int64_t L = layers.size();
     const Layer& ly = layers[l];
     const float* in = (l == 0 ? x0 : h[l - 1]).data_ptr<float>() + c0;  // [E * in, ld] from column c0
-    float* out = (ly.bn ? zh[l] : h[l]).data_ptr<float>() + e * ly.out * ld + c0;
+    float* base = (ly.bn ? zh[l] : h[l]).data_ptr<float>() + e * ly.out * ld + c0;
     if (ly.compact) {
-      spmm_block(ly.fwd().block(e), ly.vf.data_ptr<float>(), in, out, 0, ly.out, n, ld);
+      spmm_block(ly.fwd().block(e), ly.vf.data_ptr<float>(), in, base, r0, r1, n, ld);
     } else {
-      gemm(false, false, ly.out, n, ly.in, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, in + e * ly.in * ld, ld,
-           0.f, out, ld);
+      gemm(false, false, r1 - r0, n, ly.in, 1.f, ly.w.data_ptr<float>() + (e * ly.out + r0) * ly.in, ly.in, in + e * ly.in * ld,
+           ld, 0.f, base + r0 * ld, ld);
     }
-    const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out : nullptr;
-    const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + e * ly.out * ld + c0 : nullptr;
+    const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out + r0 : nullptr;
+    const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + (e * ly.out + r0) * ld + c0 : nullptr;
     const bool relu = l + 1 < L && !ly.bn;
     // Dropout after the activation, as autograd: relu(v) * mask.
-    const float* keep = !ly.bn && drop[l] ? drop[l] + c0 : nullptr;
-    if (b || relu || res) epilogue(out, ly.out, n, ld, b, res, relu, keep, B);
+    const float* keep = !ly.bn && drop[l] ? drop[l] + r0 * B + c0 : nullptr;
+    if (b || relu || res) epilogue(base + r0 * ld, r1 - r0, n, ld, b, res, relu, keep, B);
   }
 
   // BatchNorm of layer l, member e, rows r0..r1, over the whole batch (train mode:
@@ -470,37 +470,40 @@ struct FusedMlp {
     correct[chunk] = ok;
   }
 
-  // The input gradient of layer l >= 1 for member e, columns c0 .. c0 + n: dz[l - 1],
-  // the gradient of layer l - 1's pre-activation (through its ReLU: 0 where the unit
-  // was off; NaN passes, as in autograd, so a diverging run diverges here too).
-  void backward_piece(int64_t l, int64_t e, int64_t c0, int64_t n) {
+  // The input gradient of layer l >= 1 for member e, input rows r0..r1, columns c0 ..
+  // c0 + n: dz[l - 1], the gradient of layer l - 1's pre-activation (through its ReLU:
+  // 0 where the unit was off; NaN passes, as in autograd, so a diverging run diverges
+  // here too).
+  void backward_piece(int64_t l, int64_t e, int64_t r0, int64_t r1, int64_t c0, int64_t n) {
     const int64_t L = layers.size();
     const Layer& ly = layers[l];
     const float* gl = gz(l).data_ptr<float>() + c0;
-    float* dst = dz[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
+    float* base = dz[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
     if (ly.compact) {
-      spmm_block(ly.bwd().block(e), ly.vb.data_ptr<float>(), gl, dst, 0, ly.in, n, ld);
+      spmm_block(ly.bwd().block(e), ly.vb.data_ptr<float>(), gl, base, r0, r1, n, ld);
     } else {
-      gemm(true, false, ly.in, n, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in, ly.in, gl + e * ly.out * ld, ld, 0.f,
-           dst, ld);
+      gemm(true, false, r1 - r0, n, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in + r0, ly.in, gl + e * ly.out * ld,
+           ld, 0.f, base + r0 * ld, ld);
     }
+    float* dst = base + r0 * ld;
+    const int64_t rows = r1 - r0;
     // Layer l - 1's output also feeds a residual block that ends at layer l + 1 (whose
     // dz is the gradient of the sum, before any norm's backward).
     if (l + 1 < L && layers[l + 1].residual) {
-      const float* gr = dz[l + 1].data_ptr<float>() + e * ly.in * ld + c0;
-      for (int64_t r = 0; r < ly.in; ++r)
+      const float* gr = dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0;
+      for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
     }
     // With dropout, act is the ReLU times the keep-mask: off where either is, and the
     // gradient through the mask is the gradient times the mask (autograd's order).
-    const float* act = h[l - 1].data_ptr<float>() + e * ly.in * ld + c0;
+    const float* act = h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0;
     if (const float* keep = drop[l - 1]) {
-      for (int64_t r = 0; r < ly.in; ++r) {
-        const float* kr = keep + r * B + c0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* kr = keep + (r0 + r) * B + c0;
         for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j] * kr[j];
       }
     } else {
-      for (int64_t r = 0; r < ly.in; ++r)
+      for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
     }
   }
@@ -508,48 +511,9 @@ struct FusedMlp {
   // Phase A for member e, batch columns c0 .. c0 + n, all layers in one pass (no BatchNorm).
   void forward_backward(const int64_t* y, int64_t e, int64_t c0, int64_t n, int64_t chunk) {
     const int64_t L = layers.size();
-    for (int64_t l = 0; l < L; ++l) forward_piece(l, e, c0, n);
+    for (int64_t l = 0; l < L; ++l) forward_piece(l, e, 0, layers[l].out, c0, n);
     loss_piece(y, e, c0, n, chunk);
-    for (int64_t l = L - 1; l >= 1; --l) backward_piece(l, e, c0, n);
-  }
-
-  // Layer l's forward for member e, output rows r0..r1, the whole batch (dense layer, no norm).
-  void forward_rows(int64_t l, int64_t e, int64_t r0, int64_t r1) {
-    const int64_t L = layers.size();
-    const Layer& ly = layers[l];
-    const float* in = (l == 0 ? x0 : h[l - 1]).data_ptr<float>() + e * ly.in * ld;
-    float* out = (ly.bn ? zh[l] : h[l]).data_ptr<float>() + (e * ly.out + r0) * ld;
-    gemm(false, false, r1 - r0, B, ly.in, 1.f, ly.w.data_ptr<float>() + (e * ly.out + r0) * ly.in, ly.in, in, ld, 0.f, out, ld);
-    const float* b = ly.bias.defined() ? ly.bias.data_ptr<float>() + e * ly.out + r0 : nullptr;
-    const float* res = ly.residual && !ly.bn ? h[l - 2].data_ptr<float>() + (e * ly.out + r0) * ld : nullptr;
-    const bool relu = l + 1 < L && !ly.bn;
-    const float* keep = !ly.bn && drop[l] ? drop[l] + r0 * B : nullptr;
-    if (b || relu || res) epilogue(out, r1 - r0, B, ld, b, res, relu, keep, B);
-  }
-
-  // The input gradient of dense layer l >= 1 for member e, input rows r0..r1, the whole batch.
-  void backward_rows(int64_t l, int64_t e, int64_t r0, int64_t r1) {
-    const int64_t L = layers.size();
-    const Layer& ly = layers[l];
-    const float* gl = gz(l).data_ptr<float>() + e * ly.out * ld;
-    float* dst = dz[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld;
-    gemm(true, false, r1 - r0, B, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in + r0, ly.in, gl, ld, 0.f, dst, ld);
-    const int64_t n = B, rows = r1 - r0;
-    if (l + 1 < L && layers[l + 1].residual) {
-      const float* gr = dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld;
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
-    }
-    const float* act = h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld;
-    if (const float* keep = drop[l - 1]) {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* kr = keep + (r0 + r) * B;
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j] * kr[j];
-      }
-    } else {
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
-    }
+    for (int64_t l = L - 1; l >= 1; --l) backward_piece(l, e, 0, layers[l].in, c0, n);
   }
 
   // Phase B: weight rows r0..r1 of member e in layer l: gradient over the whole batch and update.
@@ -749,17 +713,17 @@ struct FusedMlp {
       };
       for (int64_t l = 0; l < L; ++l) {
         if (split(l, layers[l].out))
-          row_pieces(layers[l].out, [&](int64_t e, int64_t r0, int64_t r1) { forward_rows(l, e, r0, r1); });
+          row_pieces(layers[l].out, [&](int64_t e, int64_t r0, int64_t r1) { forward_piece(l, e, r0, r1, 0, B); });
         else
-          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { forward_piece(l, e, c0, n); });
+          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { forward_piece(l, e, 0, layers[l].out, c0, n); });
         if (layers[l].bn) rows(l, [&](int64_t e, int64_t r0, int64_t r1) { bn_forward(l, e, r0, r1); });
       }
       pieces([&](int64_t e, int64_t c0, int64_t n, int64_t chunk) { loss_piece(y, e, c0, n, chunk); });
       for (int64_t l = L - 1; l >= 1; --l) {
         if (split(l, layers[l].in))
-          row_pieces(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_rows(l, e, r0, r1); });
+          row_pieces(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_piece(l, e, r0, r1, 0, B); });
         else
-          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, c0, n); });
+          pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, 0, layers[l].in, c0, n); });
         if (layers[l - 1].bn) rows(l - 1, [&](int64_t e, int64_t r0, int64_t r1) { bn_backward(l - 1, e, r0, r1); });
       }
     }

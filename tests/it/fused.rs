@@ -252,24 +252,25 @@ fn ensemble_members_train_bit_for_bit_as_alone_with_the_fused_step() {
     let member = |seed, d: f64| MlpConfig { densities: Densities::PerLayer(vec![d, 0.2, 0.6]), seed, ..MlpConfig::new(64, 4, 2, 48) };
     let momentum = OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-4, ..Default::default() };
     let adam = OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, l2: 1e-4, ..Default::default() };
-    ensemble_like_alone(&[member(1, 0.3), member(2, 0.35), member(3, 0.3)], &momentum);
+    ensemble_like_alone(&[member(1, 0.3), member(2, 0.35), member(3, 0.3)], &momentum, &[Kernel::Compact, Kernel::Compact]);
     // Adam with residual blocks (depth 4: one block).
     let skip = |seed, d: f64| MlpConfig { densities: Densities::PerLayer(vec![d, 0.2, 0.6, 1.0, 1.0]), skip: true, seed, ..MlpConfig::new(64, 4, 4, 48) };
-    ensemble_like_alone(&[skip(1, 0.3), skip(2, 0.35)], &adam);
+    ensemble_like_alone(&[skip(1, 0.3), skip(2, 0.35)], &adam, &[Kernel::Compact, Kernel::Compact]);
     // BatchNorm: each member's statistics are its own.
     let bn = |seed, d: f64| MlpConfig { batch_norm: true, ..skip(seed, d) };
-    ensemble_like_alone(&[bn(4, 0.3), bn(5, 0.3), bn(6, 0.35)], &momentum);
+    ensemble_like_alone(&[bn(4, 0.3), bn(5, 0.3), bn(6, 0.35)], &momentum, &[Kernel::Compact, Kernel::Compact]);
     // Width 300: dense products as row pieces, per member.
     let wide = |seed, d: f64| MlpConfig { densities: Densities::PerLayer(vec![d, 1.0, 0.2]), seed, ..MlpConfig::new(64, 4, 2, 300) };
-    ensemble_like_alone(&[wide(1, 1.0), wide(2, 1.0), wide(3, 1.0)], &momentum);
-    ensemble_like_alone(&[MlpConfig { batch_norm: true, ..wide(4, 0.3) }, MlpConfig { batch_norm: true, ..wide(5, 0.3) }], &adam);
+    ensemble_like_alone(&[wide(1, 1.0), wide(2, 1.0), wide(3, 1.0)], &momentum, &[Kernel::Dense, Kernel::Dense, Kernel::Compact]);
+    ensemble_like_alone(&[MlpConfig { batch_norm: true, ..wide(4, 0.3) }, MlpConfig { batch_norm: true, ..wide(5, 0.3) }], &adam, &[Kernel::Compact, Kernel::Dense, Kernel::Compact]);
 }
 
-fn ensemble_like_alone(members: &[MlpConfig], opt: &OptimizerConfig) {
+/// `kernels`: what the ensemble's first layers run (the test is about those paths).
+fn ensemble_like_alone(members: &[MlpConfig], opt: &OptimizerConfig, kernels: &[Kernel]) {
     let data = synthetic();
     let tc = TrainConfig { batch_size: 100, optimizer: opt.clone(), ..quick() };
     let ens = BatchedMlp::new(members, Device::Cpu).unwrap();
-    assert!(ens.kernels().contains(&Kernel::Compact), "{:?}", ens.kernels());
+    assert_eq!(ens.kernels()[..kernels.len()], *kernels);
     let cfgs: Vec<TrainConfig> = members.iter().map(|m| TrainConfig { seed: m.seed, step: StepKind::Fused, ..tc.clone() }).collect();
     let runs = train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
     for (e, m) in members.iter().enumerate() {
