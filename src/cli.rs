@@ -124,7 +124,7 @@ pub struct TrainArgs {
     /// Measure gradient flow at this many points (0 = off).
     #[arg(long, default_value_t = 0)]
     pub grad_flow: usize,
-    /// Weight representation: auto (compact at or below the crossover density), dense, compact.
+    /// Weight representation: auto (compact at or below the crossover density), dense, compact, measured (per layer, the kernel that timed faster here).
     #[arg(long, default_value = "auto")]
     pub kernel: String,
     /// Training step: auto (fused CPU step for ReLU MLPs), autograd, fused.

@@ -133,24 +133,65 @@ SL_INLINE void axpy_panel_tail(const Panels& P, const float* v, const float* x, 
 typedef float vw __attribute__((vector_size(64)));
 typedef float vwu __attribute__((vector_size(64), aligned(4)));
 
+// One row's entries q0..q1 into its NW accumulators.
+template <int NW>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c"), always_inline)) static inline void
+axpy_row_wide(vw* a, const float* v, const int32_t* src, const float* x, int64_t q0, int64_t q1, int64_t b, int64_t ld) {
+  for (int64_t q = q0; q < q1; ++q) {
+    const float w = v[q];
+    const float* s = x + int64_t(src[q]) * ld + b;
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; ++i) a[i] += w * *reinterpret_cast<const vwu*>(s + 16 * i);
+  }
+}
+
+// Two rows at a time, their entries interleaved while both have some: 2 NW independent
+// multiply-add chains instead of NW, so the chains' latency no longer bounds a core that
+// issues two 16-float multiply-adds per cycle. Each row still adds its own entries in
+// its own order, so the sums are the same bits as one row at a time.
 template <int NW>
 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c"))) static void axpy_panels_wide(
     const Panels& P, const float* v, const float* x, float* out, int64_t r0, int64_t r1, int64_t b, int64_t ld) {
   for (int64_t pan = 0; pan < P.panels; ++pan) {
     const int64_t* ptr = P.ptr + pan * P.rows;
-    for (int64_t r = r0; r < r1; ++r) {
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+      const int64_t qa = ptr[r], qb = ptr[r + 1], qe = ptr[r + 2];
+      if (pan > 0 && qa == qe) continue;
+      float *oa = out + r * ld + b, *ob = oa + ld;
+      vw a[NW], c[NW];
+#pragma GCC unroll 4
+      for (int i = 0; i < NW; ++i) {
+        a[i] = pan == 0 ? vw{} : *reinterpret_cast<const vwu*>(oa + 16 * i);
+        c[i] = pan == 0 ? vw{} : *reinterpret_cast<const vwu*>(ob + 16 * i);
+      }
+      const int64_t m = std::min(qb - qa, qe - qb);
+      for (int64_t k = 0; k < m; ++k) {
+        const float wa = v[qa + k], wc = v[qb + k];
+        const float* sa = x + int64_t(P.src[qa + k]) * ld + b;
+        const float* sc = x + int64_t(P.src[qb + k]) * ld + b;
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; ++i) {
+          a[i] += wa * *reinterpret_cast<const vwu*>(sa + 16 * i);
+          c[i] += wc * *reinterpret_cast<const vwu*>(sc + 16 * i);
+        }
+      }
+      axpy_row_wide<NW>(a, v, P.src, x, qa + m, qb, b, ld);
+      axpy_row_wide<NW>(c, v, P.src, x, qb + m, qe, b, ld);
+#pragma GCC unroll 4
+      for (int i = 0; i < NW; ++i) {
+        *reinterpret_cast<vwu*>(oa + 16 * i) = a[i];
+        *reinterpret_cast<vwu*>(ob + 16 * i) = c[i];
+      }
+    }
+    if (r < r1) {
       const int64_t q0 = ptr[r], q1 = ptr[r + 1];
       if (pan > 0 && q0 == q1) continue;
       float* o = out + r * ld + b;
       vw a[NW];
 #pragma GCC unroll 4
       for (int i = 0; i < NW; ++i) a[i] = pan == 0 ? vw{} : *reinterpret_cast<const vwu*>(o + 16 * i);
-      for (int64_t q = q0; q < q1; ++q) {
-        const float w = v[q];
-        const float* s = x + int64_t(P.src[q]) * ld + b;
-#pragma GCC unroll 4
-        for (int i = 0; i < NW; ++i) a[i] += w * *reinterpret_cast<const vwu*>(s + 16 * i);
-      }
+      axpy_row_wide<NW>(a, v, P.src, x, q0, q1, b, ld);
 #pragma GCC unroll 4
       for (int i = 0; i < NW; ++i) *reinterpret_cast<vwu*>(o + 16 * i) = a[i];
     }

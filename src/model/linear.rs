@@ -20,6 +20,13 @@ pub enum Kernel {
     /// The active values only (`[active]`), multiplied by the compact kernel on the CPU
     /// (on CUDA the dense matrix is materialised from them each step).
     Compact,
+    /// Per layer, whichever of the two ran this layer's shape and density faster on
+    /// this machine: both are timed once per process (forward and backward at batch
+    /// 128 on the current threads, [`measured_kernel`]). Opt-in because the two sum in
+    /// different orders: a run with it can differ at float rounding between machines,
+    /// or between runs where the two kernels time within noise of each other. Dense
+    /// off the CPU, where the compact kernel does not run.
+    Measured,
 }
 
 /// Density at or below which `Kernel::Auto` picks the compact kernel: the measured
@@ -29,28 +36,113 @@ pub enum Kernel {
 pub const COMPACT_CROSSOVER: f64 = 0.4;
 
 /// The names `kernel` accepts.
-pub const KERNELS: [&str; 3] = ["auto", "dense", "compact"];
+pub const KERNELS: [&str; 4] = ["auto", "dense", "compact", "measured"];
 
 impl Kernel {
-    /// Parses `auto`, `dense` or `compact`.
+    /// Parses `auto`, `dense`, `compact` or `measured`.
     ///
     /// # Errors
     /// Any other name, listing the valid ones.
     pub fn parse(name: &str) -> Result<Self> {
-        Ok([Kernel::Auto, Kernel::Dense, Kernel::Compact][crate::registry::lookup("kernel", name, &KERNELS)?])
+        Ok([Kernel::Auto, Kernel::Dense, Kernel::Compact, Kernel::Measured][crate::registry::lookup("kernel", name, &KERNELS)?])
     }
     /// Whether this is the default.
     pub fn is_auto(&self) -> bool {
         *self == Kernel::Auto
     }
-    /// Dense or Compact for a layer of this density.
+    /// Dense or Compact for a layer of this density (`Measured` by the density alone,
+    /// as `Auto`: use [`Kernel::resolve_layer`] where the layer is known).
     pub fn resolve(self, density: f64) -> Kernel {
         match self {
-            Kernel::Auto if density <= COMPACT_CROSSOVER => Kernel::Compact,
-            Kernel::Auto => Kernel::Dense,
+            Kernel::Auto | Kernel::Measured if density <= COMPACT_CROSSOVER => Kernel::Compact,
+            Kernel::Auto | Kernel::Measured => Kernel::Dense,
             k => k,
         }
     }
+
+    /// Dense or Compact for a CPU layer `[out, inp]` with `active` weights; `dx`: whether
+    /// its input gradient is needed (not for a first layer). `Measured` times both.
+    pub fn resolve_layer(self, out: i64, inp: i64, active: i64, dx: bool) -> Kernel {
+        match self {
+            Kernel::Measured => measured_kernel(out, inp, active, dx),
+            k => k.resolve(active as f64 / (out * inp).max(1) as f64),
+        }
+    }
+}
+
+/// Which kernel runs forward + backward of a layer `[out, inp]` with `active` random
+/// weights faster here, at batch 128 on the current libtorch threads (input gradient
+/// only when `dx`). Each kernel is warmed up, then timed 7 times, alternating with the
+/// other; the faster minimum wins (a minimum, because noise only adds time). Measured
+/// once per shape, count and thread count in a process, then cached; about 10-60 ms
+/// per shape. Where timing fails (it should not), the density rule of `Auto` decides.
+pub fn measured_kernel(out: i64, inp: i64, active: i64, dx: bool) -> Kernel {
+    // (out, inp, active, dx, threads) -> the faster kernel.
+    type Choices = std::collections::HashMap<(i64, i64, i64, bool, i32), Kernel>;
+    static CHOICES: Mutex<Option<Choices>> = Mutex::new(None);
+    let active = active.clamp(1, (out * inp).max(1));
+    let key = (out, inp, active, dx, tch::get_num_threads());
+    if let Some(k) = CHOICES.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Choices::new).get(&key) {
+        return *k;
+    }
+    let fallback = Kernel::Auto.resolve(active as f64 / (out * inp) as f64);
+    let k = match time_kernels(out, inp, active, dx, 128) {
+        Ok((dense, compact)) if dense.is_finite() && compact.is_finite() => {
+            if compact < dense {
+                Kernel::Compact
+            } else {
+                Kernel::Dense
+            }
+        }
+        _ => fallback,
+    };
+    CHOICES.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Choices::new).insert(key, k);
+    k
+}
+
+/// The fastest of 7 timings (seconds) of one forward + backward with the dense masked
+/// product and with the compact kernel, alternating (see [`measured_kernel`]).
+///
+/// # Errors
+/// A kernel that fails (sizes are checked by the caller's layer, so none expected).
+pub fn time_kernels(out: i64, inp: i64, active: i64, dx: bool, batch: i64) -> Result<(f64, f64)> {
+    use std::time::Instant;
+    use tch::{Device, Kind};
+    tch::with_grad(|| {
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::f_randn([batch, inp], opts)?.set_requires_grad(dx);
+        let g = Tensor::f_randn([batch, out], opts)?;
+        let mask = super::mask::random_mask(&[out, inp], active, 1, 0);
+        let w = (Tensor::f_randn([out, inp], opts)? * &mask).set_requires_grad(true);
+        let mut plan = CsrPlan::from_mask(&mask)?;
+        let values = tch::no_grad(|| plan.f_gather(&w))?.set_requires_grad(true);
+        let dense = |_: ()| -> Result<()> {
+            let y = x.f_linear(&w, None::<Tensor>)?;
+            let wrt: Vec<&Tensor> = if dx { vec![&x, &w] } else { vec![&w] };
+            Tensor::f_run_backward(&[y.f_mul(&g)?.f_sum(Kind::Float)?], &wrt, false, false)?;
+            Ok(())
+        };
+        let mut compact = |_: ()| -> Result<()> {
+            let y = plan.linear(&x, &values)?;
+            let wrt: Vec<&Tensor> = if dx { vec![&x, &values] } else { vec![&values] };
+            Tensor::f_run_backward(&[y.f_mul(&g)?.f_sum(Kind::Float)?], &wrt, false, false)?;
+            Ok(())
+        };
+        for _ in 0..2 {
+            dense(())?;
+            compact(())?;
+        }
+        let (mut td, mut tc) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..7 {
+            let t = Instant::now();
+            dense(())?;
+            td = td.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            compact(())?;
+            tc = tc.min(t.elapsed().as_secs_f64());
+        }
+        Ok((td, tc))
+    })
 }
 
 /// How the Kaiming fan of a layer is chosen (SPEC 2, 4).
@@ -127,8 +219,11 @@ impl SparseLinearConfig {
         let k = self.density.active(self.output * self.input, &name)?;
         let fan = resolve_fan(self.fan, self.input, k, self.output);
         let bias = if self.bias { Some(path.f_zeros("bias", &[self.output])?) } else { None };
-        let total = self.output * self.input;
-        if self.kernel.resolve(k as f64 / total as f64) == Kernel::Dense {
+        let kernel = match self.kernel {
+            Kernel::Measured if path.device() != tch::Device::Cpu => Kernel::Dense,
+            kernel => kernel.resolve_layer(self.output, self.input, k, layer > 0),
+        };
+        if kernel == Kernel::Dense {
             let (weight, mask) = masked_weight(path, &shape, k, fan, seed, layer)?;
             return Ok(SparseLinear { name, param: weight, mask, bias, compact: None });
         }

@@ -118,7 +118,7 @@ impl MlpConfig {
     /// # Errors
     /// As [`MlpConfig::active_counts`].
     pub fn kernels(&self) -> Result<Vec<Kernel>> {
-        Ok(self.active_counts()?.iter().zip(self.shapes()).map(|(k, [o, i])| self.kernel.resolve(*k as f64 / (o * i) as f64)).collect())
+        Ok(self.active_counts()?.iter().zip(self.shapes()).enumerate().map(|(l, (k, [o, i]))| self.kernel.resolve_layer(o, i, *k, l > 0)).collect())
     }
 
     /// Checks that the model fits in this machine's memory before anything is
@@ -313,13 +313,15 @@ impl Model for Mlp {
     }
 
     fn compact_sparse_layers(&mut self) -> Result<usize> {
-        if self.cfg.kernel != Kernel::Auto {
+        let off_cpu = self.cfg.kernel == Kernel::Measured && self.device() != tch::Device::Cpu;
+        if !matches!(self.cfg.kernel, Kernel::Auto | Kernel::Measured) || off_cpu {
             return Ok(0);
         }
+        let kernel = self.cfg.kernel;
         let mut n = 0;
-        for l in self.linears.iter_mut() {
-            let density = l.active() as f64 / l.mask.numel().max(1) as f64;
-            if l.kernel() == Kernel::Dense && Kernel::Auto.resolve(density) == Kernel::Compact {
+        for (i, l) in self.linears.iter_mut().enumerate() {
+            let [o, inp] = [l.mask.size()[0], l.mask.size()[1]];
+            if l.kernel() == Kernel::Dense && kernel.resolve_layer(o, inp, l.active(), i > 0) == Kernel::Compact {
                 l.make_compact(&self.vs)?;
                 n += 1;
             }

@@ -17,7 +17,7 @@ pub use allocation::{Allocation, AllocationKind, ALLOCATIONS};
 pub use conv::{SparseConv2d, SparseConv2dConfig};
 pub use ensemble::{batchable, BatchedMlp};
 pub use lineage::{Lineage, Tracked, Transform};
-pub use linear::{Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
+pub use linear::{measured_kernel, time_kernels, Fan, Kernel, SparseLinear, SparseLinearConfig, COMPACT_CROSSOVER, KERNELS};
 pub use mask::{count as mask_count, kaiming_normal, masked_weight, random_mask, Density};
 pub use mlp::{effective_active, Densities, Mlp, MlpConfig, MAX_DEPTH};
 pub use norm::BatchNorm;
@@ -206,7 +206,8 @@ pub trait Model {
 
     /// After pruning: every layer whose configuration leaves the representation to
     /// its density (`Kernel::Auto`) and whose density is now at or below
-    /// [`COMPACT_CROSSOVER`] switches to the compact kernels. Returns how many did.
+    /// [`COMPACT_CROSSOVER`], or to a timing (`Kernel::Measured`, on the CPU) that now
+    /// finds the compact kernel faster, switches to the compact kernels. Returns how many did.
     ///
     /// # Errors
     /// A mask that gives no plan.

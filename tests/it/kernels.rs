@@ -3,7 +3,7 @@
 //! to float tolerance.
 use super::common::max_rel;
 use sparselab::compute::CsrPlan;
-use sparselab::model::{random_mask, Densities, Kernel, MlpConfig, Mode, Model, COMPACT_CROSSOVER};
+use sparselab::model::{measured_kernel, random_mask, time_kernels, Densities, Kernel, MlpConfig, Mode, Model, COMPACT_CROSSOVER};
 use sparselab::train::{measure_grad_flow, train, OptimizerConfig, OptimizerKind, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -51,11 +51,31 @@ fn auto_picks_compact_at_or_below_the_crossover_and_names_bad_kernels() {
     assert_eq!(Kernel::Dense.resolve(0.01), Kernel::Dense);
     assert_eq!(Kernel::Compact.resolve(1.0), Kernel::Compact);
     assert_eq!(Kernel::parse("compact").unwrap(), Kernel::Compact);
-    assert!(Kernel::parse("sparse").unwrap_err().to_string().contains("valid: auto, dense, compact"));
+    assert!(Kernel::parse("sparse").unwrap_err().to_string().contains("valid: auto, dense, compact, measured"));
     let net = MlpConfig { densities: Densities::PerLayer(vec![0.5, 0.1, 1.0]), ..MlpConfig::new(20, 3, 2, 16) }.init(Device::Cpu).unwrap();
     let kernels: Vec<Kernel> = net.linears().iter().map(|l| l.kernel()).collect();
     assert_eq!(kernels, vec![Kernel::Dense, Kernel::Compact, Kernel::Dense]);
     assert_eq!(net.linears()[1].param().size(), vec![26]); // round(0.1 * 256): values only
+}
+
+/// `measured` times both kernels on the layer's own shape: at density 0.01 the compact
+/// kernel does a hundredth of the dense product's multiply-adds, so it must win by far
+/// (about 10x here) and be chosen, for a lone layer and for an MLP's hidden layers;
+/// a first layer is timed without its input gradient.
+#[test]
+fn measured_times_both_kernels_and_picks_the_far_faster_one() {
+    let _torch = super::common::torch_lock();
+    assert_eq!(Kernel::parse("measured").unwrap(), Kernel::Measured);
+    let (dense, compact) = time_kernels(788, 788, 6209, true, 128).unwrap();
+    assert!(dense > 0.0 && compact > 0.0 && compact < dense, "dense {dense} s, compact {compact} s");
+    assert_eq!(measured_kernel(788, 788, 6209, true), Kernel::Compact);
+    assert_eq!(Kernel::Measured.resolve_layer(788, 788, 6209, true), Kernel::Compact);
+    let cfg = MlpConfig { densities: Densities::PerLayer(vec![1.0, 0.01, 0.01, 1.0]), kernel: Kernel::Measured, ..MlpConfig::new(64, 10, 3, 788) };
+    let kernels = cfg.kernels().unwrap();
+    assert_eq!(&kernels[1..3], &[Kernel::Compact, Kernel::Compact]);
+    let net = cfg.init(Device::Cpu).unwrap();
+    assert_eq!(net.linears().iter().map(|l| l.kernel()).collect::<Vec<_>>(), kernels);
+    assert_eq!(net.linears()[1].param().size(), vec![6209]); // round(0.01 * 788^2): values only
 }
 
 fn twins(cfg: &MlpConfig) -> (sparselab::model::Mlp, sparselab::model::Mlp) {

@@ -105,7 +105,7 @@ fn config_errors_name_the_key_the_value_and_what_is_valid() {
         ("bad_density.rhai", "bad_density.rhai:2:11: density: fc1: 1.5 is outside (0, 1]"),
         ("unknown_optimizer.rhai", "unknown_optimizer.rhai:3:1: unknown optimizer \"adamm\" (did you mean \"adam\"?); valid: sgd, momentum, adam, adamw, adagrad, rmsprop"),
         ("unknown_activation.rhai", "unknown_activation.rhai:2:11: unknown activation \"relux\" (did you mean \"relu\"?); valid: relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu"),
-        ("unknown_kernel.rhai", "unknown_kernel.rhai:2:11: unknown kernel \"compct\" (did you mean \"compact\"?); valid: auto, dense, compact"),
+        ("unknown_kernel.rhai", "unknown_kernel.rhai:2:11: unknown kernel \"compct\" (did you mean \"compact\"?); valid: auto, dense, compact, measured"),
         ("escape_path.rhai", "escape_path.rhai:2:3: path: \"../escape.csv\" must be relative and inside the run directory"),
     ];
     for (file, want) in cases {

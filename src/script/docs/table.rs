@@ -51,7 +51,7 @@ assert(data.classes == 5 && data.input_size == 64);"#,
             ("dropout", "0.0", "dropout after each hidden activation, in [0, 0.99]"),
             ("init_fan", "\"dense\"", "Kaiming fan: \"dense\" (the layer's fan-in; default), \"effective\", a number or an array"),
             ("seed", "0", "seed of masks and initial weights"),
-            ("kernel", "\"auto\"", "\"auto\" (compact at density <= 0.4, else dense), \"dense\" (masked dense product) or \"compact\" (active weights only; same results to float tolerance)"),
+            ("kernel", "\"auto\"", "\"auto\" (compact at density <= 0.4, else dense), \"dense\" (masked dense product), \"compact\" (active weights only; same results to float tolerance) or \"measured\" (per layer, whichever of the two timed faster on this machine for the layer's shape: opt-in, since runs can then differ at float rounding between machines)"),
         ],
         example: r#"let data = dataset("synthetic", #{ train: 256, test: 64 });
 let net = mlp(data, #{ depth: 2, width: 32, density: 0.25, activation: "swish", batch_norm: true });
@@ -211,7 +211,7 @@ assert(net.densities().all(|d| d > 0.19 && d < 0.21));"#,
     ApiDoc {
         name: "prune_at_init",
         usage: &["prune_at_init(model, data, options) -> #{ layers: DataFrame, collapsed: array }"],
-        doc: "Pruning at initialization: keeps the highest-scoring weights and masks the rest, in place. snip scores |g * w| (g the loss gradient on `examples` training examples), grasp -w * Hg (temperature-scaled, by a Hessian-gradient product; the highest scores are removed), synflow |dR/dw * w| without data over `rounds` rounds whose density falls exponentially to the target, magnitude |w|, random a seeded draw. Returns the layers (active, total, effective: active weights on an input-to-output path, collapsed) and the names of collapsed layers (also warned about, and counted in every later run's collapsed_layers column). The settings (and the data, for snip and grasp) enter the model's lineage, so later runs of the model are keyed by them. Layers left at density <= 0.4 move to the compact kernels (unless the model was built with an explicit kernel).",
+        doc: "Pruning at initialization: keeps the highest-scoring weights and masks the rest, in place. snip scores |g * w| (g the loss gradient on `examples` training examples), grasp -w * Hg (temperature-scaled, by a Hessian-gradient product; the highest scores are removed), synflow |dR/dw * w| without data over `rounds` rounds whose density falls exponentially to the target, magnitude |w|, random a seeded draw. Returns the layers (active, total, effective: active weights on an input-to-output path, collapsed) and the names of collapsed layers (also warned about, and counted in every later run's collapsed_layers column). The settings (and the data, for snip and grasp) enter the model's lineage, so later runs of the model are keyed by them. Layers left at density <= 0.4 move to the compact kernels (with kernel \"measured\": layers whose compact kernel now times faster; none with an explicit dense or compact kernel).",
         options: &[
             ("method", "\"snip\"", "snip, grasp, synflow, magnitude or random"),
             ("density", "required", "what remains: a density, or an allocation #{ allocation: \"erk\", target: 0.1 } (layer scope)"),
