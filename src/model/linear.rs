@@ -109,11 +109,13 @@ pub fn time_kernels(out: i64, inp: i64, active: i64, dx: bool, batch: i64) -> Re
     use std::time::Instant;
     use tch::{Device, Kind};
     tch::with_grad(|| {
-        let opts = (Kind::Float, Device::Cpu);
-        let x = Tensor::f_randn([batch, inp], opts)?.set_requires_grad(dx);
-        let g = Tensor::f_randn([batch, out], opts)?;
+        // Values from no random generator (timing must not move libtorch's global stream,
+        // which later draws of the run may use); the speed does not depend on them.
+        let fill = |rows: i64, cols: i64| Tensor::f_linspace(-1.0, 1.0, rows * cols, (Kind::Float, Device::Cpu)).and_then(|t| t.f_view([rows, cols]));
+        let x = fill(batch, inp)?.set_requires_grad(dx);
+        let g = fill(batch, out)?.f_flip([1])?;
         let mask = super::mask::random_mask(&[out, inp], active, 1, 0);
-        let w = (Tensor::f_randn([out, inp], opts)? * &mask).set_requires_grad(true);
+        let w = (fill(out, inp)? * &mask).set_requires_grad(true);
         let mut plan = CsrPlan::from_mask(&mask)?;
         let values = tch::no_grad(|| plan.f_gather(&w))?.set_requires_grad(true);
         let dense = |_: ()| -> Result<()> {
