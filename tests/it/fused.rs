@@ -142,7 +142,12 @@ fn fused_step_trains_like_autograd_with_dropout() {
     let skip = MlpConfig { densities: Densities::PerLayer(vec![1.0, 0.5, 0.2, 1.0, 1.0]), skip: true, dropout: 0.2, ..MlpConfig::new(64, 4, 4, 40) };
     assert_close(&skip, &momentum);
     assert_close(&MlpConfig { batch_norm: true, ..skip.clone() }, &momentum);
-    assert_close_to(&MlpConfig { batch_norm: true, bias: false, ..skip }, &adam, 1e-3);
+    // Adam with eps 1e-4 beside BatchNorm, as in the row-piece test below: a norm's shift
+    // whose gradient is rounding noise takes steps of +-lr under eps 1e-8 that differ
+    // between any two summation orders (the portable build on a Zen 4 CPU: 2.6e-3 of
+    // the largest shift, 2.9e-5 absolute, after 2 epochs).
+    let adam_bn = TrainConfig { optimizer: OptimizerConfig { eps: Some(1e-4), ..adam.optimizer.clone() }, ..adam.clone() };
+    assert_close_to(&MlpConfig { batch_norm: true, bias: false, ..skip }, &adam_bn, 1e-3);
     let (with, _) = run(&cfg, &momentum, StepKind::Fused);
     let (without, _) = run(&MlpConfig { dropout: 0.0, ..cfg.clone() }, &momentum, StepKind::Fused);
     let (reseeded, _) = run(&cfg, &TrainConfig { seed: 1, ..momentum.clone() }, StepKind::Fused);
