@@ -60,10 +60,13 @@ impl Space {
     }
 
     /// Checks the space's configuration and size without building a model.
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, data: &Dataset) -> Result<()> {
         match self {
             Space::Mlp(c) => c.check_size(),
-            Space::Cnn(c) => crate::registry::lookup("space", &c.arch, crate::model::CNNS).map(|_| ()),
+            Space::Cnn(c) => {
+                crate::registry::lookup("space", &c.arch, crate::model::CNNS)?;
+                c.check_data("space", data)
+            }
         }
     }
 }
@@ -251,7 +254,7 @@ impl SnasConfig {
             return Err(Error::config("d_min", format!("{} is outside (0, 1]", self.d_min)));
         }
         self.train.validate()?;
-        self.space.validate()?;
+        self.space.validate(data)?;
         if let Some(b) = &self.baseline {
             let name = super::METHODS[crate::registry::lookup_key("baseline", b, &super::METHODS)?];
             if matches!(self.space, Space::Cnn(_)) && !matches!(name, "static" | "erk") {

@@ -62,6 +62,19 @@ impl CnnConfig {
         })
     }
 
+    /// Refuses data the network cannot take (it expects `[in_channels, 32, 32]` images),
+    /// naming `option` (the key that chose the network) and both shapes.
+    ///
+    /// # Errors
+    /// Images of another size or channel count.
+    pub fn check_data(&self, option: &str, data: &crate::data::Dataset) -> Result<()> {
+        let [c, h, w] = data.shape;
+        if (c, h, w) != (self.in_channels, 32, 32) {
+            return Err(Error::config(option, format!("{} expects {}x32x32 images, {} has {c}x{h}x{w}", self.arch, self.in_channels, data.name)));
+        }
+        Ok(())
+    }
+
     /// Number of weight layers (stem, per block two convs and a shortcut where the
     /// shape changes, the final linear layer), i.e. the length of a density vector.
     pub fn layer_count(&self) -> Result<usize> {

@@ -87,10 +87,7 @@ fn cnn(data: &DataHandle, opts: Map) -> crate::Result<ModelHandle> {
     };
     let cfg = CnnConfig { densities, allocation, dropout: o.f64_in("dropout", d.dropout, 0.0, 0.99)?, seed: o.u64("seed", d.seed)?, ..d };
     o.finish()?;
-    let [_, h, w] = data.0.shape;
-    if (h, w) != (32, 32) {
-        return Err(Error::config("arch", format!("{} expects 32x32 images, {} has {h}x{w}", cfg.arch, data.0.name)));
-    }
+    cfg.check_data("arch", &data.0)?;
     Ok(ModelHandle::new(Tracked::new(cfg.init(tch::Device::Cpu)?, serde_json::json!({ "cnn": cfg }))))
 }
 

@@ -61,19 +61,13 @@ fn auto_picks_compact_at_or_below_the_crossover_and_names_bad_kernels() {
 /// `measured` times both kernels on the layer's own shape: at density 0.01 the compact
 /// kernel does a hundredth of the dense product's multiply-adds, so it must win by far
 /// (about 10x here) and be chosen, for a lone layer and for an MLP's hidden layers;
-/// a first layer is timed without its input gradient. Timing leaves libtorch's global
-/// random stream where it was.
+/// a first layer is timed without its input gradient.
 #[test]
 fn measured_times_both_kernels_and_picks_the_far_faster_one() {
     let _torch = super::common::torch_lock();
     assert_eq!(Kernel::parse("measured").unwrap(), Kernel::Measured);
-    tch::manual_seed(5);
-    let before = Tensor::randn([4], (Kind::Float, Device::Cpu));
-    tch::manual_seed(5);
     let (dense, compact) = time_kernels(788, 788, 6209, true, 128).unwrap();
     assert!(dense > 0.0 && compact > 0.0 && compact < dense, "dense {dense} s, compact {compact} s");
-    // Timing draws nothing from libtorch's global generator, which a run's later draws use.
-    assert_eq!(Tensor::randn([4], (Kind::Float, Device::Cpu)), before);
     assert_eq!(measured_kernel(788, 788, 6209, true), Kernel::Compact);
     assert_eq!(Kernel::Measured.resolve_layer(788, 788, 6209, true), Kernel::Compact);
     let cfg = MlpConfig { densities: Densities::PerLayer(vec![1.0, 0.01, 0.01, 1.0]), kernel: Kernel::Measured, ..MlpConfig::new(64, 10, 3, 788) };
@@ -82,6 +76,27 @@ fn measured_times_both_kernels_and_picks_the_far_faster_one() {
     let net = cfg.init(Device::Cpu).unwrap();
     assert_eq!(net.linears().iter().map(|l| l.kernel()).collect::<Vec<_>>(), kernels);
     assert_eq!(net.linears()[1].param().size(), vec![6209]); // round(0.01 * 788^2): values only
+}
+
+/// Timing draws nothing from libtorch's global generator, which a run's later draws use:
+/// seeding, timing and drawing gives what seeding and drawing gives. Other tests in this
+/// binary train in parallel and seed that process-wide generator before every step, so the
+/// check runs alone, in a child process of this test binary running only this test.
+#[test]
+fn measured_timing_leaves_the_global_random_stream_alone() {
+    const CHILD: &str = "SPARSELAB_STREAM_CHILD";
+    let name = "kernels::measured_timing_leaves_the_global_random_stream_alone";
+    if std::env::var_os(CHILD).is_some() {
+        tch::manual_seed(5);
+        let before = Tensor::randn([4], (Kind::Float, Device::Cpu));
+        tch::manual_seed(5);
+        time_kernels(788, 788, 6209, true, 128).unwrap();
+        assert_eq!(Tensor::randn([4], (Kind::Float, Device::Cpu)), before);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap()).args([name, "--exact", "--test-threads=1", "--nocapture"]).env(CHILD, "1").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "child run failed:\n{text}");
 }
 
 fn twins(cfg: &MlpConfig) -> (sparselab::model::Mlp, sparselab::model::Mlp) {

@@ -3,7 +3,7 @@
 //! and iterative magnitude pruning on every training path.
 use super::common::{quick, snapshot, synthetic};
 use serde_json::Value;
-use sparselab::data::Split;
+use sparselab::data::{Dataset, DatasetConfig, Split, SyntheticConfig};
 use sparselab::experiment::{prune_at_init, prune_scores, ImpConfig, InitPruneConfig, Pruner, Scope, Session};
 use sparselab::model::{Allocation, AllocationKind, BatchedMlp, CnnConfig, Densities, Kernel, MlpConfig, Model, Tracked};
 use sparselab::train::{train, train_ensemble, MaskSchedule, NoCallback, OptimizerConfig, OptimizerKind, RunResult, StepKind, TrainConfig};
@@ -146,8 +146,14 @@ fn snas_trains_a_baseline_at_the_best_density() {
     assert_eq!(b.method, "synflow");
     assert_eq!(b.active, r.trials[r.best].active as i64);
     assert!(b.test_acc > 0.25 && b.run.history.len() == 2, "{} {}", b.test_acc, b.run.history.len());
-    let cnn = SnasConfig { space: Space::Cnn(CnnConfig::new("resnet32", 3, 10)), baseline: Some("rigl".into()), ..SnasConfig::defaults(&data) };
-    assert_eq!(cnn.validate(&data).unwrap_err().to_string(), "baseline: \"rigl\" is for MLP spaces; a CNN space takes \"static\" or \"erk\"");
+    let mut images = DatasetConfig::new("synthetic");
+    images.synthetic = SyntheticConfig { train: 8, test: 8, classes: 4, shape: [3, 32, 32], noise: 0.3, seed: 1 };
+    let images = Dataset::load(&images).unwrap();
+    let cnn = SnasConfig { space: Space::Cnn(CnnConfig::new("resnet32", 3, 4)), baseline: Some("rigl".into()), ..SnasConfig::defaults(&images) };
+    assert_eq!(cnn.validate(&images).unwrap_err().to_string(), "baseline: \"rigl\" is for MLP spaces; a CNN space takes \"static\" or \"erk\"");
+    // A CNN space on data it cannot take is refused before any trial trains, naming `space`.
+    let small = SnasConfig { space: Space::Cnn(CnnConfig::new("resnet32", 1, 4)), ..SnasConfig::defaults(&data) };
+    assert_eq!(small.validate(&data).unwrap_err().to_string(), "space: resnet32 expects 1x32x32 images, synthetic has 1x8x8");
 }
 
 /// A model built dense and pruned at initialization switches its sparse layers to the

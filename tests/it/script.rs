@@ -107,6 +107,7 @@ fn config_errors_name_the_key_the_value_and_what_is_valid() {
         ("unknown_activation.rhai", "unknown_activation.rhai:2:11: unknown activation \"relux\" (did you mean \"relu\"?); valid: relu, prelu, elu, swish, srelu, sigmoid, tanh, gelu"),
         ("unknown_kernel.rhai", "unknown_kernel.rhai:2:11: unknown kernel \"compct\" (did you mean \"compact\"?); valid: auto, dense, compact, measured"),
         ("escape_path.rhai", "escape_path.rhai:2:3: path: \"../escape.csv\" must be relative and inside the run directory"),
+        ("cnn_space_shape.rhai", "cnn_space_shape.rhai:2:12: space: resnet32 expects 1x32x32 images, synthetic has 1x8x8"),
     ];
     for (file, want) in cases {
         let (code, _, err) = run(file, &[]);
