@@ -110,8 +110,9 @@ pub fn sc_sdc_grid(data: &Dataset, base: &ScSdcConfig, axes: &GridAxes, session:
     let live = crate::train::TaskLive::new(crate::log::LiveKind::Study, &format!("SC-SDC grid: {n} configurations"), n, "cells");
     live.update(0, false, "", Vec::new());
     let mut points = Vec::new();
-    for (config, cfg) in configs {
-        let result = sc_sdc(data, &cfg, session, |_| {})?;
+    for (i, (config, cfg)) in configs.into_iter().enumerate() {
+        let label = format!("grid {}/{n}: {} {} {} lr {}", i + 1, config.0, config.1, config.2, config.3);
+        let result = crate::train::labelled(label, || sc_sdc(data, &cfg, session, |_| {}))?;
         let cell = GridCell { config, result };
         let p = cell.result.test.as_ref().map(|t| format!("{:.4}", t.p_value)).unwrap_or_else(|| "n/a".into());
         let line = format!("{} {} {} lr {}: p = {p}", cell.config.0, cell.config.1, cell.config.2, cell.config.3);

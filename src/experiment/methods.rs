@@ -170,7 +170,8 @@ pub fn compare_methods(data: &Dataset, cfg: &MethodsConfig, session: &Session, m
             for &seed in &cfg.seeds {
                 session.interrupted()?;
                 let (mut net, masks) = method_model(session, data, &cfg.base, method, density, seed)?;
-                let run = session.train(&mut net, data, &TrainConfig { seed, masks, ..cfg.train.clone() })?;
+                let label = format!("methods {}/{total}: {method} density {density} seed {seed}", runs.len() + 1);
+                let run = crate::train::labelled(label, || session.train(&mut net, data, &TrainConfig { seed, masks, ..cfg.train.clone() }))?;
                 runs.push(MethodRun { method: method.to_string(), density, seed, run });
                 progress(runs.len(), total);
                 if live.active() {

@@ -158,12 +158,14 @@ pub fn prune_train(model: &mut dyn Model, data: &Dataset, prune: &PruneConfig, c
 
 /// [`prune_train`] with explicit (dense, fine-tuning) epochs (a `check` run trains one of each).
 pub(crate) fn prune_train_phases(model: &mut dyn Model, train: &Split, eval: &Split, prune: &PruneConfig, cfg: &TrainConfig, (dense_epochs, tune_epochs): (usize, usize)) -> Result<RunResult> {
-    let first = train_with(model, train, eval, &TrainConfig { epochs: dense_epochs, ..cfg.clone() }, &mut NoCallback)?;
+    let first = crate::train::labelled("magnitude pruning: dense phase".into(), || train_with(model, train, eval, &TrainConfig { epochs: dense_epochs, ..cfg.clone() }, &mut NoCallback))?;
     if first.ended != Ended::Finished {
         return Ok(first);
     }
     magnitude_prune(model, prune.density, prune.scope)?;
-    let second = train_with(model, train, eval, &TrainConfig { epochs: tune_epochs, seed: cfg.seed.wrapping_add(1), ..cfg.clone() }, &mut NoCallback)?;
+    let second = crate::train::labelled(format!("magnitude pruning: fine-tuning at density {}", prune.density), || {
+        train_with(model, train, eval, &TrainConfig { epochs: tune_epochs, seed: cfg.seed.wrapping_add(1), ..cfg.clone() }, &mut NoCallback)
+    })?;
     let mut run = second.clone();
     run.history = first
         .history

@@ -311,13 +311,15 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
     show(&runs, false, false);
     let models: Vec<MlpConfig> = pending.iter().map(|&i| jobs[i].model.clone()).collect();
     let (_, train, eval) = session.shrink(&cfg.train, &data.train, &data.test);
-    for group in ensemble_groups(&models, device, cfg.ensemble.max(1))? {
+    let groups = ensemble_groups(&models, device, cfg.ensemble.max(1))?;
+    for (n, group) in groups.iter().enumerate() {
         let at: Vec<usize> = group.iter().map(|&g| pending[g]).collect();
         let group_jobs: Vec<&Job> = at.iter().map(|&i| &jobs[i]).collect();
         // One checkpoint for the group, under a key of its members' keys.
         let group_key = crate::results::Store::key(&serde_json::json!(group_jobs.iter().map(|j| j.spec.key()).collect::<Vec<_>>()));
         crate::activity::run(Some((&group_key, &format!("{} SC-SDC run(s), e.g. {} w={} seed {}", group_jobs.len(), group_jobs[0].variant, group_jobs[0].dense_width, group_jobs[0].seed))));
-        let trained = crate::train::checkpoint::scope(session.checkpoints(), &group_key, || train_group(session, &train, &eval, &group_jobs));
+        let label = group_label(&group_jobs, n + 1, groups.len());
+        let trained = crate::train::labelled(label, || crate::train::checkpoint::scope(session.checkpoints(), &group_key, || train_group(session, &train, &eval, &group_jobs)));
         crate::activity::run(None);
         let trained = trained?;
         let complete = trained.iter().all(|r| !matches!(r.ended, crate::train::Ended::Interrupted(_)));
@@ -342,6 +344,30 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
     let runs: Vec<ScSdcRun> = jobs.iter().zip(runs).map(|(j, run)| j.with(run.unwrap_or_else(RunResult::skipped))).collect();
     let test = paired_test(&runs).ok();
     Ok(ScSdcResult { runs, test })
+}
+
+/// What group `n` of `of` trains, for its progress: `SC-SDC 3/8: sparse f=0.5 seeds 0-2`
+/// (each variant, fraction and seed in it once, in the study's order).
+fn group_label(group: &[&Job], n: usize, of: usize) -> String {
+    fn once<T: PartialEq + Copy>(xs: impl Iterator<Item = T>) -> Vec<T> {
+        let mut v = Vec::new();
+        for x in xs {
+            if !v.contains(&x) {
+                v.push(x);
+            }
+        }
+        v
+    }
+    let variants = once(group.iter().map(|j| j.variant)).join("+");
+    let fractions = once(group.iter().map(|j| j.fraction)).iter().map(|f| format!("{f}")).collect::<Vec<_>>().join(",");
+    let mut seeds = once(group.iter().map(|j| j.seed));
+    seeds.sort_unstable();
+    let seeds = match seeds[..] {
+        [s] => format!("seed {s}"),
+        [a, .., b] if b - a + 1 == seeds.len() as u64 => format!("seeds {a}-{b}"),
+        _ => format!("seeds {}", seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")),
+    };
+    format!("SC-SDC {n}/{of}: {variants} f={fractions} {seeds}")
 }
 
 /// Trains one group on `train` (evaluating on `eval`): alone (one network) or as a

@@ -417,7 +417,7 @@ impl Session {
         imp.validate(cfg.epochs)?;
         cfg.validate()?;
         if imp.rewind_epoch > 0 {
-            let run = self.train(model, data, &TrainConfig { epochs: imp.rewind_epoch, ..cfg.clone() })?;
+            let run = crate::train::labelled(format!("IMP: dense to rewind epoch {}", imp.rewind_epoch), || self.train(model, data, &TrainConfig { epochs: imp.rewind_epoch, ..cfg.clone() }))?;
             if matches!(run.ended, Ended::Interrupted(_)) {
                 return Ok(vec![(f64::NAN, run)]);
             }
@@ -436,7 +436,9 @@ impl Session {
             let density = start_density * (1.0 - imp.fraction).powi(round as i32);
             let spec = RunSpec::new("imp_round", data, &model.lineage, &round_cfg).with_method(json!({ "imp": imp, "round": round }));
             let (c, train, eval) = self.shrink(&round_cfg, &data.train, &data.test);
-            let run = self.run_or_reuse(&spec, c.seed, &[("imp_round".into(), json!(round)), ("imp_density".into(), json!(density))], model, |m| train_with(m, &train, &eval, &c, &mut NoCallback))?;
+            let run = self.run_or_reuse(&spec, c.seed, &[("imp_round".into(), json!(round)), ("imp_density".into(), json!(density))], model, |m| {
+                crate::train::labelled(format!("IMP round {round}/{}: density {density:.4}", imp.rounds), || train_with(m, &train, &eval, &c, &mut NoCallback))
+            })?;
             let stop = matches!(run.ended, Ended::Interrupted(_));
             out.push((density, run));
             if round == imp.rounds || stop {

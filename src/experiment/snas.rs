@@ -385,7 +385,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
                     _ => Control::Continue,
                 }
             };
-            let run = train_with(&mut *model.model, &train_split, &val_split, &train_cfg, &mut cb)?;
+            let run = crate::train::labelled(format!("SNAS trial {id} (of {samples})"), || train_with(&mut *model.model, &train_split, &val_split, &train_cfg, &mut cb))?;
             let cols = vec![("trial".to_string(), serde_json::json!(id)), ("active".to_string(), serde_json::json!(active))];
             session.record(&spec, train_cfg.seed, &cols, &run, None)?;
             run
@@ -427,7 +427,7 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             let stop_after = t.scores.len();
             let mut cb = |_: usize, r: &EpochRecord| if r.epoch + 1 >= stop_after { Control::Stop } else { Control::Continue };
             let spec = RunSpec::new("snas_trial", data, &m.lineage, &cfg.train).with_method(serde_json::json!({ "search": search_id, "trial": best_idx, "proposed": t.proposed }));
-            train_with(&mut *m.model, &train_split, &val_split, &train_cfg, &mut cb)?;
+            crate::train::labelled(format!("SNAS best trial {best_idx}, retrained"), || train_with(&mut *m.model, &train_split, &val_split, &train_cfg, &mut cb))?;
             m.lineage = m.lineage.then(Transform::Run { key: spec.key() });
             m
         }
@@ -453,7 +453,8 @@ pub fn snas(data: &Dataset, cfg: &SnasConfig, searcher: &mut dyn Searcher, sessi
             let base_cfg = TrainConfig { masks, ..cfg.train.clone() };
             let spec = RunSpec::new("snas_baseline", data, &net.lineage, &base_cfg).with_method(serde_json::json!({ "search": search_id, "method": method, "density": density }));
             let run_cfg = TrainConfig { masks: base_cfg.masks.clone(), ..train_cfg.clone() };
-            let run = session.run_or_reuse(&spec, seed, &[], &mut net, |m| train_with(m, &train_split, &val_split, &run_cfg, &mut NoCallback))?;
+            let run =
+                crate::train::labelled(format!("SNAS baseline {method}"), || session.run_or_reuse(&spec, seed, &[], &mut net, |m| train_with(m, &train_split, &val_split, &run_cfg, &mut NoCallback)))?;
             let (test_loss, test_acc) = if net.elsewhere { (f64::NAN, f64::NAN) } else { evaluate(&*net.model, &test_split)? };
             let active = net.model.layers().iter().map(|l| l.active).sum();
             Some(SnasBaseline { method: method.to_string(), density, active, test_acc, test_loss, run })

@@ -6,6 +6,7 @@ mod gradflow;
 mod masks;
 mod optim;
 mod progress;
+pub use progress::labelled;
 pub(crate) use progress::TaskLive;
 mod result;
 mod schedule;

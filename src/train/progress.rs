@@ -11,7 +11,11 @@ const LIVE_EVERY: Duration = Duration::from_millis(1000);
 pub(crate) enum Progress {
     Off,
     Bar(ProgressBar),
-    Lines { epochs: usize },
+    /// `prefix`: the [`labelled`] context and two spaces, or nothing.
+    Lines {
+        epochs: usize,
+        prefix: String,
+    },
     Live(RefCell<LiveState>),
 }
 
@@ -63,11 +67,39 @@ fn clock(secs: f64) -> String {
     }
 }
 
+thread_local! {
+    /// What the runs starting on this thread belong to ([`labelled`]), outermost first.
+    static CONTEXT: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `label` naming what its training runs belong to (a study's variant,
+/// fraction and seeds, a search's trial): their progress lines start with it and their
+/// live displays and bars show it, so a long sweep says which network a line is about.
+/// Nested calls join outermost first (a grid cell, then the study's group).
+pub fn labelled<T>(label: String, f: impl FnOnce() -> T) -> T {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            CONTEXT.with(|c| c.borrow_mut().pop());
+        }
+    }
+    CONTEXT.with(|c| c.borrow_mut().push(label));
+    let _pop = Pop;
+    f()
+}
+
+/// The labels of [`labelled`] in force on this thread, joined; empty outside any.
+pub(crate) fn context() -> String {
+    CONTEXT.with(|c| c.borrow().join(" · "))
+}
+
 impl Progress {
     pub(crate) fn new(enabled: bool, label: &str, epochs: usize, batches: usize) -> Self {
         if !enabled {
             return Progress::Off;
         }
+        let context = context();
+        let label = &if context.is_empty() { label.to_string() } else { format!("{context} · {label}") };
         if crate::log::has_live() {
             let live = crate::log::Live { id: crate::log::next_live_id(), title: label.to_string(), total: epochs, ..Default::default() };
             let mut state = LiveState { live, start: Instant::now(), batches, batch: 0, sent: None, metrics: String::new() };
@@ -75,7 +107,7 @@ impl Progress {
             return Progress::Live(RefCell::new(state));
         }
         if crate::log::has_sink() || !std::io::stderr().is_terminal() {
-            return Progress::Lines { epochs };
+            return Progress::Lines { epochs, prefix: if context.is_empty() { String::new() } else { format!("{context}  ") } };
         }
         let bar = ProgressBar::new((epochs * batches) as u64);
         let style = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} batches, ETA {eta} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -102,7 +134,7 @@ impl Progress {
         match self {
             Progress::Off => {}
             Progress::Bar(b) => b.set_message(format!("epoch {}: {msg}", epoch + 1)),
-            Progress::Lines { epochs } => crate::log::line(&format!("epoch {}/{epochs}  {msg}", epoch + 1)),
+            Progress::Lines { epochs, prefix } => crate::log::line(&format!("{prefix}epoch {}/{epochs}  {msg}", epoch + 1)),
             Progress::Live(s) => {
                 let mut s = s.borrow_mut();
                 let x = (epoch + 1) as f64;

@@ -223,3 +223,36 @@ fn a_store_of_another_format_is_a_clear_error() {
     let err = fails_with(&sparselab(&d, "run", "f.rhai", "print(1);"), "this run store has format 1; sparselab");
     assert!(err.contains("reads format 3"), "{err}");
 }
+
+/// A long sweep's progress lines say which networks they are about. The labels are
+/// worked out by hand from the study: at max width 20 the f = 0.7 and 0.9 sparse twins
+/// (densities 0.49-0.9, dense kernels) share a shape and train as one ensemble; the
+/// dense twins (widths 14 and 18) train apart; groups keep the jobs' order.
+#[test]
+fn progress_lines_of_studies_name_the_networks_they_belong_to() {
+    let d = dir("labels");
+    let script = r#"
+        let p = #{ epochs: 1, batch_size: 64, device: "cpu", progress: true };
+        sc_sdc(data, p + #{ depth: 1, max_width: 20, fractions: [0.7, 0.9], seeds: [0, 1] });
+        snas(data, #{ samples: 2, search: "random", depth: 1, width: 16, train: p });
+        prune_train(mlp(data, #{ depth: 1, width: 16 }), data, p + #{ density: 0.5, epochs: 2 });
+        compare_methods(data, p + #{ methods: ["static", "snip"], densities: [0.5], seeds: [3], depth: 1, width: 16 });
+        train(mlp(data, #{ depth: 1, width: 16 }), data, p);
+    "#;
+    let (_, err) = ok(&sparselab(&d, "run", "labels.rhai", script));
+    let prefixes: Vec<&str> = err.lines().filter_map(|l| l.find("epoch 1/").map(|at| &l[..at])).collect();
+    let want = [
+        "SC-SDC 1/3: sparse f=0.7,0.9 seeds 0-1  ",
+        "SC-SDC 2/3: dense f=0.7 seeds 0-1  ",
+        "SC-SDC 3/3: dense f=0.9 seeds 0-1  ",
+        "SNAS trial 0 (of 2)  ",
+        "SNAS trial 1 (of 2)  ",
+        "magnitude pruning: dense phase  ",
+        "magnitude pruning: fine-tuning at density 0.5  ",
+        "methods 1/2: static density 0.5 seed 3  ",
+        "methods 2/2: snip density 0.5 seed 3  ",
+        // A plain run, outside any study, keeps the plain line.
+        "",
+    ];
+    assert_eq!(prefixes, want, "{err}");
+}
