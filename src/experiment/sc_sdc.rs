@@ -317,8 +317,8 @@ pub fn sc_sdc(data: &Dataset, cfg: &ScSdcConfig, session: &Session, mut on_run: 
         let group_jobs: Vec<&Job> = at.iter().map(|&i| &jobs[i]).collect();
         // One checkpoint for the group, under a key of its members' keys.
         let group_key = crate::results::Store::key(&serde_json::json!(group_jobs.iter().map(|j| j.spec.key()).collect::<Vec<_>>()));
-        crate::activity::run(Some((&group_key, &format!("{} SC-SDC run(s), e.g. {} w={} seed {}", group_jobs.len(), group_jobs[0].variant, group_jobs[0].dense_width, group_jobs[0].seed))));
         let label = group_label(&group_jobs, n + 1, groups.len());
+        crate::activity::run(Some((&group_key, &format!("{label} ({} run(s))", group_jobs.len()))));
         let trained = crate::train::labelled(label, || crate::train::checkpoint::scope(session.checkpoints(), &group_key, || train_group(session, &train, &eval, &group_jobs)));
         crate::activity::run(None);
         let trained = trained?;
