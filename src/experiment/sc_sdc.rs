@@ -360,8 +360,9 @@ fn group_label(group: &[&Job], n: usize, of: usize) -> String {
     }
     let variants = once(group.iter().map(|j| j.variant)).join("+");
     let fractions = once(group.iter().map(|j| j.fraction)).iter().map(|f| format!("{f}")).collect::<Vec<_>>().join(",");
-    let mut seeds = once(group.iter().map(|j| j.seed));
+    let mut seeds: Vec<u64> = group.iter().map(|j| j.seed).collect();
     seeds.sort_unstable();
+    seeds.dedup();
     let seeds = match seeds[..] {
         [s] => format!("seed {s}"),
         [a, .., b] if b - a + 1 == seeds.len() as u64 => format!("seeds {a}-{b}"),
