@@ -31,6 +31,7 @@
 #include <cstring>
 #include <limits>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kernels.h"
@@ -129,6 +130,24 @@ struct OneThread {
 constexpr int64_t COLS = 64;  // batch columns per phase-A task
 constexpr int64_t BN_ROWS = 32;  // rows per BatchNorm task (each over the whole batch)
 constexpr int64_t ROWS = 128;  // weight rows per phase-B task (64: ~5% slower, more packing of the batch operand)
+// A layer of fewer than ROWS rows but at least SPLIT_WEIGHTS weights (the 784-input
+// layer of a narrow network) takes two phase-B tasks, not one: at width 79 that layer
+// is three quarters of the step's weight-gradient work, and as one task it left the
+// other thread idle (benches/NOTES.md item 18). A rule of the shape, like ROWS.
+constexpr int64_t SPLIT_WEIGHTS = 32768;
+
+// Phase B's row ranges of a layer with `rows` rows of `in` inputs.
+inline std::vector<std::pair<int64_t, int64_t>> update_rows(int64_t rows, int64_t in) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  if (rows < ROWS && rows >= 2 && rows * in >= SPLIT_WEIGHTS) {
+    const int64_t half = (rows + 1) / 2;
+    out.push_back({0, half});
+    out.push_back({half, rows});
+    return out;
+  }
+  for (int64_t r = 0; r < rows; r += ROWS) out.push_back({r, std::min(r + ROWS, rows)});
+  return out;
+}
 // A dense product with at least SPLIT_ROWS output rows runs in phase A as row pieces
 // over the whole batch, not as 64-column pieces: an even number of pieces of at most
 // SPLIT_PIECE rows (two up to 800 rows). Each piece packs only its rows of the weight,
@@ -351,7 +370,7 @@ struct FusedMlp {
     if (tasks.empty())
       for (int64_t l = 0; l < int64_t(layers.size()); ++l)
         for (int64_t e = 0; e < E; ++e)
-          for (int64_t r = 0; r < layers[l].out; r += ROWS) tasks.push_back({l, e, r, std::min(r + ROWS, layers[l].out)});
+          for (auto [r0, r1] : update_rows(layers[l].out, layers[l].in)) tasks.push_back({l, e, r0, r1});
   }
 
   // The gradient of layer l's product output (what its weight gradient and input

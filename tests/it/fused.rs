@@ -6,14 +6,18 @@
 //! of a batched ensemble bit-identical to their single runs, and runs bit-identical
 //! across thread counts; clear errors where it does not apply.
 use super::common::{max_rel, quick, snapshot, synthetic};
+use sparselab::data::{Dataset, DatasetConfig, SyntheticConfig};
 use sparselab::model::{BatchedMlp, Densities, Kernel, MlpConfig, Model};
 use sparselab::train::{train, train_ensemble, NoCallback, OptimizerConfig, OptimizerKind, RunResult, StepKind, TrainConfig};
 use tch::{Device, Tensor};
 
 fn run(cfg: &MlpConfig, tc: &TrainConfig, step: StepKind) -> (RunResult, sparselab::model::Mlp) {
-    let data = synthetic();
+    run_on(&synthetic(), cfg, tc, step)
+}
+
+fn run_on(data: &Dataset, cfg: &MlpConfig, tc: &TrainConfig, step: StepKind) -> (RunResult, sparselab::model::Mlp) {
     let mut net = cfg.init(Device::Cpu).unwrap();
-    let r = train(&mut net, &data, &TrainConfig { step, ..tc.clone() }).unwrap();
+    let r = train(&mut net, data, &TrainConfig { step, ..tc.clone() }).unwrap();
     (r, net)
 }
 
@@ -23,8 +27,13 @@ fn assert_close(cfg: &MlpConfig, tc: &TrainConfig) {
 
 /// As [`assert_close`], weights to `weights` relative to the largest weight.
 fn assert_close_to(cfg: &MlpConfig, tc: &TrainConfig, weights: f64) {
-    let (ra, a) = run(cfg, tc, StepKind::Autograd);
-    let (rf, f) = run(cfg, tc, StepKind::Fused);
+    assert_close_on(&synthetic(), cfg, tc, weights);
+}
+
+/// As [`assert_close_to`], on `data`.
+fn assert_close_on(data: &Dataset, cfg: &MlpConfig, tc: &TrainConfig, weights: f64) {
+    let (ra, a) = run_on(data, cfg, tc, StepKind::Autograd);
+    let (rf, f) = run_on(data, cfg, tc, StepKind::Fused);
     assert_eq!(ra.history.len(), tc.epochs);
     for (x, y) in ra.history.iter().zip(&rf.history) {
         for (p, q, what) in [(x.train_loss, y.train_loss, "train loss"), (x.test_loss, y.test_loss, "test loss")] {
@@ -176,6 +185,41 @@ fn fused_step_splits_wide_dense_layers_by_rows_like_autograd() {
     // agree to 1e-6.
     let adam = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, l2: 1e-4, eps: Some(1e-4), ..Default::default() }, ..momentum };
     assert_close_to(&MlpConfig { depth: 4, batch_norm: true, skip: true, dropout: 0.2, bias: false, ..wide }, &adam, 1e-3);
+}
+
+/// A dense layer of fewer than 128 rows but at least 32768 weights (as the 784-input
+/// layer of a width-79 network; here 100 x 400 on 20 x 20 inputs) takes two weight-update
+/// tasks of 50 rows: against autograd with momentum and with Adam, bit-identical across
+/// thread counts, and a member of an ensemble computes what it computes alone.
+#[test]
+fn fused_step_splits_a_narrow_layer_with_many_inputs_like_autograd() {
+    let _torch = super::common::torch_lock();
+    let mut dc = DatasetConfig::new("synthetic");
+    dc.synthetic = SyntheticConfig { train: 512, test: 128, classes: 4, shape: [1, 20, 20], noise: 0.3, seed: 1 };
+    let data = Dataset::load(&dc).unwrap();
+    let cfg = MlpConfig { seed: 12, ..MlpConfig::new(400, 4, 2, 100) };
+    let momentum = TrainConfig { batch_size: 100, epochs: 2, optimizer: OptimizerConfig { kind: OptimizerKind::Momentum, lr: 0.05, l2: 1e-3, ..Default::default() }, ..quick() };
+    assert_close_on(&data, &cfg, &momentum, 1e-4);
+    let masked = MlpConfig { densities: Densities::PerLayer(vec![0.6, 1.0, 1.0]), ..cfg.clone() };
+    assert_eq!(masked.kernels().unwrap()[0], Kernel::Dense);
+    let adam = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, l2: 1e-4, ..Default::default() }, ..momentum.clone() };
+    assert_close_on(&data, &masked, &adam, 1e-3);
+    for tc in [&momentum, &adam] {
+        let threads = |n| TrainConfig { threads: Some(n), step: StepKind::Fused, ..tc.clone() };
+        let (_, one) = run_on(&data, &masked, &threads(1), StepKind::Fused);
+        let (_, two) = run_on(&data, &masked, &threads(2), StepKind::Fused);
+        super::common::assert_identical(&snapshot(&one), &snapshot(&two));
+    }
+    let members = [MlpConfig { seed: 1, ..masked.clone() }, MlpConfig { seed: 2, ..masked }];
+    let cfgs: Vec<TrainConfig> = members.iter().map(|m| TrainConfig { seed: m.seed, step: StepKind::Fused, ..momentum.clone() }).collect();
+    let ens = BatchedMlp::new(&members, Device::Cpu).unwrap();
+    train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
+    for (e, m) in members.iter().enumerate() {
+        let (_, alone) = run_on(&data, m, &cfgs[e], StepKind::Fused);
+        for (a, b) in alone.weight_layers().iter().zip(ens.member(e).unwrap().weight_layers()) {
+            assert!(a.weight.equal(&b.weight), "member {e} {} differs", a.name);
+        }
+    }
 }
 
 /// The fused step's numbers do not depend on the thread count, for every rule and with
