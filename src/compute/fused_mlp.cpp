@@ -133,7 +133,9 @@ constexpr int64_t ROWS = 128;  // weight rows per phase-B task (64: ~5% slower, 
 // A layer of fewer than ROWS rows but at least SPLIT_WEIGHTS weights (the 784-input
 // layer of a narrow network) takes two phase-B tasks, not one: at width 79 that layer
 // is three quarters of the step's weight-gradient work, and as one task it left the
-// other thread idle (benches/NOTES.md item 18). A rule of the shape, like ROWS.
+// other thread idle (benches/NOTES.md item 18). A rule of the shape, like ROWS, so the
+// bits do not depend on the thread count (a compact layer's bits do not depend on its
+// tasks at all; a dense layer's do, through MKL's sums).
 constexpr int64_t SPLIT_WEIGHTS = 32768;
 
 // Phase B's row ranges of a layer with `rows` rows of `in` inputs.
@@ -148,6 +150,7 @@ inline std::vector<std::pair<int64_t, int64_t>> update_rows(int64_t rows, int64_
   for (int64_t r = 0; r < rows; r += ROWS) out.push_back({r, std::min(r + ROWS, rows)});
   return out;
 }
+
 // A dense product with at least SPLIT_ROWS output rows runs in phase A as row pieces
 // over the whole batch, not as 64-column pieces: an even number of pieces of at most
 // SPLIT_PIECE rows (two up to 800 rows). Each piece packs only its rows of the weight,
