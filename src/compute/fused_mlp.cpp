@@ -302,8 +302,8 @@ struct Task {
 // dst[r * ld + j] = src[j * s2 + r] for features r < in and batch columns j < n: a
 // batch-major minibatch into the feature-major input, in 8 x 8 blocks transposed in
 // registers (the edges one by one). A copy, so exact. The loop of one float at a time
-// took 5x as long: 93 against 18 us for a 784 x 128 batch, 8% of a width-79 step
-// (benches/NOTES.md item 19).
+// took 4x as long for a 784 x 128 batch in cache (65 against 16 us), 2-3x from a cold
+// source, and was 8% of a width-79 step (benches/NOTES.md item 19).
 SL_CLONES
 static void transpose_in(float* dst, const float* src, int64_t in, int64_t n, int64_t ld, int64_t s2) {
   int64_t j = 0;

@@ -209,21 +209,12 @@ fn fused_step_splits_a_narrow_layer_with_many_inputs_like_autograd() {
     let adam = TrainConfig { optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, l2: 1e-4, eps: Some(1e-4), ..Default::default() }, ..momentum.clone() };
     assert_close_on(&data, &masked, &adam, 1e-3);
     for tc in [&momentum, &adam] {
-        let threads = |n| TrainConfig { threads: Some(n), step: StepKind::Fused, ..tc.clone() };
+        let threads = |n| TrainConfig { threads: Some(n), ..tc.clone() };
         let (_, one) = run_on(&data, &masked, &threads(1), StepKind::Fused);
         let (_, two) = run_on(&data, &masked, &threads(2), StepKind::Fused);
         super::common::assert_identical(&snapshot(&one), &snapshot(&two));
     }
-    let members = [MlpConfig { seed: 1, ..masked.clone() }, MlpConfig { seed: 2, ..masked }];
-    let cfgs: Vec<TrainConfig> = members.iter().map(|m| TrainConfig { seed: m.seed, step: StepKind::Fused, ..momentum.clone() }).collect();
-    let ens = BatchedMlp::new(&members, Device::Cpu).unwrap();
-    train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
-    for (e, m) in members.iter().enumerate() {
-        let (_, alone) = run_on(&data, m, &cfgs[e], StepKind::Fused);
-        for (a, b) in alone.weight_layers().iter().zip(ens.member(e).unwrap().weight_layers()) {
-            assert!(a.weight.equal(&b.weight), "member {e} {} differs", a.name);
-        }
-    }
+    ensemble_like_alone_on(&data, &[MlpConfig { seed: 1, ..masked.clone() }, MlpConfig { seed: 2, ..masked }], &momentum.optimizer, &[Kernel::Dense]);
 }
 
 /// The fused step's numbers do not depend on the thread count, for every rule and with
@@ -320,7 +311,11 @@ fn ensemble_members_train_bit_for_bit_as_alone_with_the_fused_step() {
 
 /// `kernels`: what the ensemble's first layers run (the test is about those paths).
 fn ensemble_like_alone(members: &[MlpConfig], opt: &OptimizerConfig, kernels: &[Kernel]) {
-    let data = synthetic();
+    ensemble_like_alone_on(&synthetic(), members, opt, kernels);
+}
+
+/// As [`ensemble_like_alone`], on `data`.
+fn ensemble_like_alone_on(data: &Dataset, members: &[MlpConfig], opt: &OptimizerConfig, kernels: &[Kernel]) {
     let tc = TrainConfig { batch_size: 100, optimizer: opt.clone(), ..quick() };
     let ens = BatchedMlp::new(members, Device::Cpu).unwrap();
     assert_eq!(ens.kernels()[..kernels.len()], *kernels);
@@ -328,7 +323,7 @@ fn ensemble_like_alone(members: &[MlpConfig], opt: &OptimizerConfig, kernels: &[
     let runs = train_ensemble(&ens, &data.train, &data.test, &cfgs, &mut NoCallback).unwrap();
     for (e, m) in members.iter().enumerate() {
         let mut alone = m.init(Device::Cpu).unwrap();
-        let r = train(&mut alone, &data, &cfgs[e]).unwrap();
+        let r = train(&mut alone, data, &cfgs[e]).unwrap();
         let got = ens.member(e).unwrap();
         for (a, b) in alone.weight_layers().iter().zip(got.weight_layers()) {
             assert!(a.weight.equal(&b.weight), "member {e} {} differs", a.name);
