@@ -48,6 +48,9 @@ fn main() {
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-w")
+        // Lets GCC vectorize std::sqrt (the adaptive optimizers' rules in
+        // fused_mlp.cpp); nothing here reads errno.
+        .flag("-fno-math-errno")
         .opt_level(3);
     // `portable-kernels`: the fused step's dense products never call MKL (what a
     // libtorch without MKL runs; the CI builds it so, with clang).

@@ -164,18 +164,24 @@ constexpr int64_t SPLIT_PIECE = 400;
 // Whether a dense product with `rows` output rows runs as row pieces.
 inline bool split_rows(bool compact, int64_t rows) { return !compact && rows >= SPLIT_ROWS; }
 
-// The adaptive rules over k parameters (one clone per x86-64 level: a sqrt and a
-// division per weight): g += l2 w, then Adam (bias corrections as factors ica = 1 /
-// (1 - b1^t), icb; AdamW's decay factor dec applied to the old weight) ...
+// The adaptive rules over k parameters (one clone per x86-64 level): g += l2 w, then
+// Adam (bias corrections as factors ica = 1 / (1 - b1^t), icb; AdamW's decay factor dec
+// applied to the old weight) ... Both loops vectorize only because the kernels build
+// with -fno-math-errno (build.rs): with errno, GCC keeps std::sqrt scalar, and these
+// rules took 18% of an Adam grid cell at 2.5-2.9 ns per weight, against 0.3-0.6 ns
+// vectorized (benches/NOTES.md item 20). The multiply-adds are written out as std::fma
+// where GCC's contraction put them in the scalar loops, so every clone, the vector body
+// and its scalar tail, and clang's baseline build (where std::fma is a libm call) round
+// alike, and alike with the records of earlier versions built with FMA.
 SL_CLONES
 static void adam_rule(float* w, const float* g, float* s1, float* s2, int64_t k, float lr, float l2, float b1, float ob1,
                       float b2, float ob2, float ica, float icb, float eps, float dec) {
   for (int64_t i = 0; i < k; ++i) {
-    const float gi = g[i] + l2 * w[i];
-    const float m = s1[i] * b1 + gi * ob1, v = s2[i] * b2 + gi * gi * ob2;
+    const float gi = std::fma(l2, w[i], g[i]);
+    const float m = std::fma(b1, s1[i], gi * ob1), v = std::fma(b2, s2[i], gi * gi * ob2);
     s1[i] = m;
     s2[i] = v;
-    w[i] = w[i] * dec - m * ica / (std::sqrt(v * icb) + eps) * lr;
+    w[i] = std::fma(-(m * ica / (std::sqrt(v * icb) + eps)), lr, w[i] * dec);
   }
 }
 
@@ -184,9 +190,9 @@ static void adam_rule(float* w, const float* g, float* s1, float* s2, int64_t k,
 SL_CLONES
 static void rms_rule(float* w, const float* g, float* s1, int64_t k, float lr, float l2, float decay, float gain, float eps) {
   for (int64_t i = 0; i < k; ++i) {
-    const float gi = g[i] + l2 * w[i], v = s1[i] * decay + gi * gi * gain;
+    const float gi = std::fma(l2, w[i], g[i]), v = std::fma(decay, s1[i], gi * gi * gain);
     s1[i] = v;
-    w[i] -= gi / std::sqrt(v + eps) * lr;
+    w[i] = std::fma(-(gi / std::sqrt(v + eps)), lr, w[i]);
   }
 }
 
