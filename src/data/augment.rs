@@ -2,7 +2,7 @@
 //! random horizontal flip, drawn independently per example (SPEC 3, "DA").
 use crate::rng::{stream, Stream};
 use rand::Rng;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// One epoch's augmentation draws: `[n, 3]` int64 rows `(dy, dx, flip)` with offsets
 /// in `0..=2 * pad` and flip in {0, 1}, row `i` for the `i`-th example of the epoch's
@@ -21,6 +21,15 @@ pub fn augment_draws(seed: u64, epoch: usize, n: usize, pad: i64) -> Tensor {
 /// `pad`-padded image and flipped left-right as its row of `draws` ([B, 3] from
 /// [`augment_draws`], on the device of `xs`) says.
 pub fn crop_flip(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
+    if xs.device() == Device::Cpu && xs.kind() == Kind::Float {
+        crop_flip_cpu(xs, pad, draws)
+    } else {
+        crop_flip_gather(xs, pad, draws)
+    }
+}
+
+/// [`crop_flip`] on the device as tensor ops: pad, one gather, back to NCHW.
+fn crop_flip_gather(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
     let (b, _c, h, w) = xs.size4().expect("augment expects [B, C, H, W]");
     let dev = xs.device();
     let padded = xs.constant_pad_nd([pad, pad, pad, pad]);
@@ -34,6 +43,48 @@ pub fn crop_flip(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
     let bi = Tensor::arange(b, (Kind::Int64, dev)).view([b, 1, 1]);
     // [B, C, H+2p, W+2p] -> [B, H+2p, W+2p, C], gather [B, H, W, C], back to NCHW.
     padded.permute([0, 2, 3, 1]).index(&[Some(bi), Some(rows), Some(cols)]).permute([0, 3, 1, 2]).contiguous()
+}
+
+/// [`crop_flip`] on the CPU as one pass of row copies, the same values bit for bit: the
+/// tensor-op version (pad, ATen's index kernel, two permutes) took 3-4% of an augmented
+/// grid cell (benches/NOTES.md item 21).
+fn crop_flip_cpu(xs: &Tensor, pad: i64, draws: &Tensor) -> Tensor {
+    let (b, c, h, w) = xs.size4().expect("augment expects [B, C, H, W]");
+    let (bu, plane, wu) = (b as usize, (h * w) as usize, w as usize);
+    let n = bu * c as usize * plane;
+    let mut src = vec![0f32; n];
+    xs.contiguous().copy_data(&mut src, n);
+    let mut d = vec![0i64; 3 * bu];
+    draws.contiguous().copy_data(&mut d, 3 * bu);
+    let mut out = vec![0f32; n];
+    for (e, draw) in d.chunks_exact(3).enumerate() {
+        let (dy, dx, flip) = (draw[0] - pad, draw[1] - pad, draw[2] == 1);
+        for ch in 0..c as usize {
+            let base = (e * c as usize + ch) * plane;
+            for y in 0..h {
+                let sy = y + dy;
+                if !(0..h).contains(&sy) {
+                    continue; // a row of padding: zeros
+                }
+                let (from, to) = (&src[base + sy as usize * wu..][..wu], &mut out[base + y as usize * wu..][..wu]);
+                // Output columns x read source column x + dx, or w - 1 - x + dx flipped;
+                // the rest is padding (zeros).
+                if flip {
+                    let (x0, x1) = (dx.max(0), (w + dx).min(w));
+                    if x0 < x1 {
+                        let to = &mut to[x0 as usize..x1 as usize];
+                        to.iter_mut().zip(from[(w + dx - x1) as usize..=(w - 1 + dx - x0) as usize].iter().rev()).for_each(|(o, v)| *o = *v);
+                    }
+                } else {
+                    let (x0, x1) = ((-dx).max(0), (w - dx).min(w));
+                    if x0 < x1 {
+                        to[x0 as usize..x1 as usize].copy_from_slice(&from[(x0 + dx) as usize..(x1 + dx) as usize]);
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_slice(&out).view([b, c, h, w])
 }
 
 #[cfg(test)]
@@ -51,6 +102,20 @@ mod tests {
         // No flip, centred crop: the image itself.
         let y = crop_flip(&x, 1, &Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]));
         assert!(y.equal(&x));
+    }
+
+    #[test]
+    fn the_cpu_copy_matches_the_tensor_op_gather_bit_for_bit() {
+        // Three channels of 5 x 7 (not square, so a swapped height and width shows), pad
+        // 2, every offset and both flips among 400 draws, values of every sign.
+        let (b, pad) = (400, 2);
+        let x = Tensor::randn([b, 3, 5, 7], (Kind::Float, tch::Device::Cpu)) * 1e3;
+        let d = augment_draws(11, 0, b as usize, pad);
+        let (cpu, gather) = (crop_flip_cpu(&x, pad, &d), crop_flip_gather(&x, pad, &d));
+        assert_eq!(cpu.size(), [b, 3, 5, 7]);
+        assert!(cpu.equal(&gather), "largest difference {}", (&cpu - &gather).abs().max().double_value(&[]));
+        // Each draw's window moves the image: not the identity for most of them.
+        assert!(!cpu.equal(&x));
     }
 
     #[test]
