@@ -301,22 +301,183 @@ struct Layer {
   Panels bwd() const { return panels(bptr, bsrc, in); }
 };
 
-// BatchNorm's batch moments, in double and in order of j, for N rows at once: N
-// independent chains where one row alone waits on each add's latency (2.4x faster for
-// 395 rows of 128, benches/NOTES.md item 21). Every row still adds its own terms in
-// its own order, so its bits are those of a row alone.
-constexpr int BN_GROUP = 8;
+// The row loops of BatchNorm and of the input gradient are free functions with one
+// clone per x86-64 level: as members of the step they compiled for baseline SSE2
+// (benches/NOTES.md item 22). SL_EXACT builds a function without contracting a
+// multiply and an add into one fused multiply-add, so every clone rounds as the
+// baseline code, which has no FMA.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SL_EXACT __attribute__((optimize("fp-contract=off")))
+#else
+#define SL_EXACT  // clang contracts only within an expression, and its baseline build has no FMA
+#endif
 
-// The batch mean and biased variance of rows z[0..N) over n columns.
+// BatchNorm's per-row sums (batch mean and variance; the backward's sum dy and
+// sum dy x-hat) are in double, over the batch columns as 8 partial sums (lane c adds
+// columns c, c + 8, ... in order), reduced in a fixed tree, then the columns past the
+// last multiple of 8 in order; BN_GROUP rows at a time, independent chains. Fixed by
+// the batch size alone, so the bits depend neither on the thread count nor on the
+// clone. Until 2026-12-04 each row was one chain in order of j, 8 rows at a time
+// (benches/NOTES.md items 21-22).
+constexpr int BN_GROUP = 8;
+typedef double vd __attribute__((vector_size(64)));
+SL_INLINE vd to_double(vf a) { return __builtin_convertvector(a, vd); }
+SL_INLINE double lane_tree(vd a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+
+// The batch mean and biased variance of the N rows z[0..N) over n columns.
 template <int N>
-static inline void bn_moments(float* const* z, int64_t n, float* mean, float* var) {
-  double s[N] = {}, q[N] = {};
-  for (int64_t j = 0; j < n; ++j)
-    for (int k = 0; k < N; ++k) s[k] += z[k][j];
-  for (int k = 0; k < N; ++k) mean[k] = float(s[k] / double(n));
-  for (int64_t j = 0; j < n; ++j)
-    for (int k = 0; k < N; ++k) q[k] += double(z[k][j] - mean[k]) * double(z[k][j] - mean[k]);
-  for (int k = 0; k < N; ++k) var[k] = float(q[k] / double(n));
+SL_EXACT SL_INLINE void bn_moments(float* const* z, int64_t n, float* mean, float* var) {
+  const int64_t n8 = n / V * V;
+  vd s[N] = {}, q[N] = {};
+  for (int64_t j = 0; j < n8; j += V)
+    for (int k = 0; k < N; ++k) s[k] += to_double(load(z[k] + j));
+  for (int k = 0; k < N; ++k) {
+    double t = lane_tree(s[k]);
+    for (int64_t j = n8; j < n; ++j) t += z[k][j];
+    mean[k] = float(t / double(n));
+  }
+  vf m[N];
+  for (int k = 0; k < N; ++k)
+    for (int c = 0; c < V; ++c) m[k][c] = mean[k];
+  for (int64_t j = 0; j < n8; j += V)
+    for (int k = 0; k < N; ++k) {
+      const vd d = to_double(load(z[k] + j) - m[k]);
+      q[k] += d * d;
+    }
+  for (int k = 0; k < N; ++k) {
+    double t = lane_tree(q[k]);
+    for (int64_t j = n8; j < n; ++j) t += double(z[k][j] - mean[k]) * double(z[k][j] - mean[k]);
+    var[k] = float(t / double(n));
+  }
+}
+
+// The backward's sums over n columns for the N rows dy[0..N), xh[0..N): sb = sum dy,
+// sg = sum dy x-hat.
+template <int N>
+SL_EXACT SL_INLINE void bn_grad_sums(const float* const* dy, const float* const* xh, int64_t n, double* sb, double* sg) {
+  const int64_t n8 = n / V * V;
+  vd b[N] = {}, c[N] = {};
+  for (int64_t j = 0; j < n8; j += V)
+    for (int k = 0; k < N; ++k) {
+      const vd d = to_double(load(dy[k] + j));
+      b[k] += d;
+      c[k] += d * to_double(load(xh[k] + j));
+    }
+  for (int k = 0; k < N; ++k) {
+    double tb = lane_tree(b[k]), tc = lane_tree(c[k]);
+    for (int64_t j = n8; j < n; ++j) {
+      tb += dy[k][j];
+      tc += double(dy[k][j]) * double(xh[k][j]);
+    }
+    sb[k] = tb, sg[k] = tc;
+  }
+}
+
+// BatchNorm forward (train mode) of rows r0..r1 of one member over the B batch columns
+// (stride ld): zb's rows (the product and bias) become x-hat, ob's the ReLU of
+// gamma x-hat + beta (+ the residual resb, or none; times dropout's keep-mask, stride
+// B, or none); rs gets 1 / sqrt(var + 1e-5), and the running mean and variance rm, rv
+// move by 0.1 towards the batch's (the variance unbiased), as libtorch.
+SL_CLONES SL_EXACT static void bn_forward_rows(float* zb, float* ob, int64_t ld, int64_t B, int64_t r0, int64_t r1, const float* g,
+                                               const float* bt, float* rm, float* rv, float* rs, const float* resb,
+                                               const float* keep) {
+  for (int64_t r = r0; r < r1;) {
+    const int nr = r1 - r >= BN_GROUP ? BN_GROUP : 1;
+    float* zr[BN_GROUP];
+    float mean[BN_GROUP], var[BN_GROUP];
+    for (int k = 0; k < nr; ++k) zr[k] = zb + (r + k) * ld;
+    if (nr == BN_GROUP)
+      bn_moments<BN_GROUP>(zr, B, mean, var);
+    else
+      bn_moments<1>(zr, B, mean, var);
+    for (int k = 0; k < nr; ++k, ++r) {
+      float *z = zr[k], *o = ob + r * ld;
+      const float inv = 1.f / std::sqrt(var[k] + 1e-5f), m = mean[k], gr = g[r], br = bt[r];
+      rs[r] = inv;
+      const float* res = resb ? resb + r * ld : nullptr;
+      const float* kr = keep ? keep + r * B : nullptr;
+      // The branches outside the loops, so each one vectorizes.
+      if (res && kr) {
+        for (int64_t j = 0; j < B; ++j) {
+          const float xh = (z[j] - m) * inv, v = xh * gr + br + res[j];
+          z[j] = xh;
+          o[j] = (v < 0.f ? 0.f : v) * kr[j];  // hidden layers only: ReLU (NaN passes)
+        }
+      } else if (res) {
+        for (int64_t j = 0; j < B; ++j) {
+          const float xh = (z[j] - m) * inv, v = xh * gr + br + res[j];
+          z[j] = xh;
+          o[j] = v < 0.f ? 0.f : v;
+        }
+      } else if (kr) {
+        for (int64_t j = 0; j < B; ++j) {
+          const float xh = (z[j] - m) * inv, v = xh * gr + br;
+          z[j] = xh;
+          o[j] = (v < 0.f ? 0.f : v) * kr[j];
+        }
+      } else {
+        for (int64_t j = 0; j < B; ++j) {
+          const float xh = (z[j] - m) * inv, v = xh * gr + br;
+          z[j] = xh;
+          o[j] = v < 0.f ? 0.f : v;
+        }
+      }
+      const float unbiased = B > 1 ? float(double(B) / double(B - 1)) : 1.f;
+      rm[r] = rm[r] * 0.9f + mean[k] * 0.1f;
+      rv[r] = rv[r] * 0.9f + var[k] * unbiased * 0.1f;
+    }
+  }
+}
+
+// BatchNorm backward of rows r0..r1 of one member: from dy (the gradient of the
+// normalised, shifted output) and x-hat, the gradients of gamma (dg) and beta (db) and
+// of the norm's input (dx): gamma rstd / B (B dy - sum dy - x-hat sum dy x-hat).
+SL_CLONES SL_EXACT static void bn_backward_rows(const float* dyb, const float* xhb, float* dxb, int64_t ld, int64_t B, int64_t r0,
+                                                int64_t r1, const float* g, const float* rs, float* dg, float* db) {
+  for (int64_t r = r0; r < r1;) {
+    const int nr = r1 - r >= BN_GROUP ? BN_GROUP : 1;
+    const float *dy[BN_GROUP], *xh[BN_GROUP];
+    double sb[BN_GROUP], sg[BN_GROUP];
+    for (int k = 0; k < nr; ++k) dy[k] = dyb + (r + k) * ld, xh[k] = xhb + (r + k) * ld;
+    if (nr == BN_GROUP)
+      bn_grad_sums<BN_GROUP>(dy, xh, B, sb, sg);
+    else
+      bn_grad_sums<1>(dy, xh, B, sb, sg);
+    for (int k = 0; k < nr; ++k, ++r) {
+      float* dx = dxb + r * ld;
+      dg[r] = float(sg[k]);
+      db[r] = float(sb[k]);
+      const float c = g[r] * rs[r] / float(B), fb = float(sb[k]), fg = float(sg[k]), fB = float(B);
+      for (int64_t j = 0; j < B; ++j) dx[j] = c * (fB * dy[k][j] - fb - xh[k][j] * fg);
+    }
+  }
+}
+
+// The tail of an input-gradient piece over `rows` rows of n columns (stride ld): + the
+// gradient of a residual block's sum (gr, or none), then through the ReLU of the
+// layer below (0 where its output act is not positive; NaN passes, as in autograd)
+// and dropout's keep-mask (keep, stride kld, or none: the gradient times the mask).
+SL_CLONES static void grad_tail(float* dst, int64_t rows, int64_t n, int64_t ld, const float* gr, const float* act,
+                                const float* keep, int64_t kld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* d = dst + r * ld;
+    const float* a = act + r * ld;
+    if (gr) {
+      const float* q = gr + r * ld;
+      for (int64_t j = 0; j < n; ++j) d[j] += q[j];
+    }
+    if (keep) {
+      const float* kr = keep + r * kld;
+      for (int64_t j = 0; j < n; ++j) d[j] = a[j] <= 0.f ? 0.f : d[j] * kr[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) d[j] = a[j] <= 0.f ? 0.f : d[j];
+    }
+  }
+}
+
+// g *= mask over k entries (a dense masked layer's gradient before an adaptive rule).
+SL_CLONES static void mask_mul(float* g, const float* mk, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) g[i] *= mk[i];
 }
 
 struct Task {
@@ -468,40 +629,10 @@ struct FusedMlp {
   // gamma x-hat + beta (+ the residual).
   void bn_forward(int64_t l, int64_t e, int64_t r0, int64_t r1) {
     const Layer& ly = layers[l];
-    const float *g = ly.gamma.data_ptr<float>() + e * ly.out, *bt = ly.beta.data_ptr<float>() + e * ly.out;
-    float *rm = ly.rmean.data_ptr<float>() + e * ly.out, *rv = ly.rvar.data_ptr<float>() + e * ly.out;
-    float* rs = ly.rstd.data_ptr<float>() + e * ly.out;
-    const float* resb = ly.residual ? h[l - 2].data_ptr<float>() + e * ly.out * ld : nullptr;
-    const float* keep = drop[l];
-    float *zb = zh[l].data_ptr<float>() + e * ly.out * ld, *ob = h[l].data_ptr<float>() + e * ly.out * ld;
-    for (int64_t r = r0; r < r1;) {
-      const int nr = r1 - r >= BN_GROUP ? BN_GROUP : 1;
-      float* zr[BN_GROUP];
-      float mean[BN_GROUP], var[BN_GROUP];
-      for (int k = 0; k < nr; ++k) zr[k] = zb + (r + k) * ld;
-      if (nr == BN_GROUP)
-        bn_moments<BN_GROUP>(zr, B, mean, var);
-      else
-        bn_moments<1>(zr, B, mean, var);
-      for (int k = 0; k < nr; ++k, ++r) {
-        float *z = zr[k], *o = ob + r * ld;
-        const float inv = 1.f / std::sqrt(var[k] + 1e-5f);
-        rs[r] = inv;
-        const float* res = resb ? resb + r * ld : nullptr;
-        const float* kr = keep ? keep + r * B : nullptr;
-        for (int64_t j = 0; j < B; ++j) {
-          const float xh = (z[j] - mean[k]) * inv;
-          z[j] = xh;
-          float v = xh * g[r] + bt[r];
-          if (res) v += res[j];
-          v = v < 0.f ? 0.f : v;  // hidden layers only: ReLU (NaN passes)
-          o[j] = kr ? v * kr[j] : v;
-        }
-        const float unbiased = B > 1 ? float(double(B) / double(B - 1)) : 1.f;
-        rm[r] = rm[r] * 0.9f + mean[k] * 0.1f;
-        rv[r] = rv[r] * 0.9f + var[k] * unbiased * 0.1f;
-      }
-    }
+    const int64_t o = e * ly.out;
+    bn_forward_rows(zh[l].data_ptr<float>() + o * ld, h[l].data_ptr<float>() + o * ld, ld, B, r0, r1, ly.gamma.data_ptr<float>() + o,
+                    ly.beta.data_ptr<float>() + o, ly.rmean.data_ptr<float>() + o, ly.rvar.data_ptr<float>() + o,
+                    ly.rstd.data_ptr<float>() + o, ly.residual ? h[l - 2].data_ptr<float>() + o * ld : nullptr, drop[l]);
   }
 
   // The backward of layer l's BatchNorm, member e, rows r0..r1: from dy (dz, the
@@ -509,27 +640,10 @@ struct FusedMlp {
   // the norm's input (into dzn): gamma rstd / B (B dy - sum dy - x-hat sum dy x-hat).
   void bn_backward(int64_t l, int64_t e, int64_t r0, int64_t r1) {
     const Layer& ly = layers[l];
-    const float* g = ly.gamma.data_ptr<float>() + e * ly.out;
-    const float* rs = ly.rstd.data_ptr<float>() + e * ly.out;
-    float *dg = ly.dgamma.data_ptr<float>() + e * ly.out, *db = ly.dbeta.data_ptr<float>() + e * ly.out;
-    const int64_t base = e * ly.out * ld;
-    const float *dyb = dz[l].data_ptr<float>() + base, *xhb = zh[l].data_ptr<float>() + base;
-    float* dxb = dzn[l].data_ptr<float>() + base;
-    for (int64_t r = r0; r < r1; ++r) {
-      const float *dy = dyb + r * ld, *xh = xhb + r * ld;
-      float* dx = dxb + r * ld;
-      // Two chains already; grouping rows as in bn_forward measured no faster here
-      // (benches/NOTES.md item 21).
-      double sb = 0, sg = 0;
-      for (int64_t j = 0; j < B; ++j) {
-        sb += dy[j];
-        sg += double(dy[j]) * double(xh[j]);
-      }
-      dg[r] = float(sg);
-      db[r] = float(sb);
-      const float k = g[r] * rs[r] / float(B), fb = float(sb), fg = float(sg);
-      for (int64_t j = 0; j < B; ++j) dx[j] = k * (float(B) * dy[j] - fb - xh[j] * fg);
-    }
+    const int64_t o = e * ly.out;
+    bn_backward_rows(dz[l].data_ptr<float>() + o * ld, zh[l].data_ptr<float>() + o * ld, dzn[l].data_ptr<float>() + o * ld, ld, B,
+                     r0, r1, ly.gamma.data_ptr<float>() + o, ly.rstd.data_ptr<float>() + o, ly.dgamma.data_ptr<float>() + o,
+                     ly.dbeta.data_ptr<float>() + o);
   }
 
   // Mean cross-entropy over the whole batch for member e, columns c0 .. c0 + n:
@@ -576,27 +690,13 @@ struct FusedMlp {
       gemm(true, false, r1 - r0, n, ly.out, 1.f, ly.w.data_ptr<float>() + e * ly.out * ly.in + r0, ly.in, gl + e * ly.out * ld,
            ld, 0.f, base + r0 * ld, ld);
     }
-    float* dst = base + r0 * ld;
-    const int64_t rows = r1 - r0;
     // Layer l - 1's output also feeds a residual block that ends at layer l + 1 (whose
-    // dz is the gradient of the sum, before any norm's backward).
-    if (l + 1 < L && layers[l + 1].residual) {
-      const float* gr = dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0;
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] += gr[r * ld + j];
-    }
-    // With dropout, act is the ReLU times the keep-mask: off where either is, and the
-    // gradient through the mask is the gradient times the mask (autograd's order).
-    const float* act = h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0;
-    if (const float* keep = drop[l - 1]) {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* kr = keep + (r0 + r) * B + c0;
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j] * kr[j];
-      }
-    } else {
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < n; ++j) dst[r * ld + j] = act[r * ld + j] <= 0.f ? 0.f : dst[r * ld + j];
-    }
+    // dz is the gradient of the sum, before any norm's backward). With dropout, act is
+    // the ReLU times the keep-mask: off where either is, and the gradient through the
+    // mask is the gradient times the mask (autograd's order).
+    const float* gr = l + 1 < L && layers[l + 1].residual ? dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0 : nullptr;
+    const float* keep = drop[l - 1] ? drop[l - 1] + r0 * B + c0 : nullptr;
+    grad_tail(base + r0 * ld, r1 - r0, n, ld, gr, h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0, keep, B);
   }
 
   // Phase A for member e, batch columns c0 .. c0 + n, all layers in one pass (no BatchNorm).
@@ -639,8 +739,7 @@ struct FusedMlp {
         thread_local std::vector<float> g;
         if (int64_t(g.size()) < k) g.resize(k);
         gemm(false, true, m, ly.in, B, 1.f, gz + t.r0 * ld, ld, hin, ld, 0.f, g.data(), ly.in);
-        if (mk)
-          for (int64_t i = 0; i < k; ++i) g[i] *= mk[i];
+        if (mk) mask_mul(g.data(), mk, k);
         apply(w, g.data(), ly.vel.data_ptr<float>() + off, ly.s2.defined() ? ly.s2.data_ptr<float>() + off : nullptr, k, lr);
       } else if (mu > 0) {
         // v = mu v + lr dW in the gemm; then mask, L2 and w -= v in one pass.
