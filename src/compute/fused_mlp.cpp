@@ -475,7 +475,8 @@ SL_CLONES static void grad_tail(float* dst, int64_t rows, int64_t n, int64_t ld,
   }
 }
 
-// g *= mask over k entries (a dense masked layer's gradient before an adaptive rule).
+// g *= mask over k entries (a dense masked layer's gradient before an adaptive rule, or
+// plain SGD's weight after its update).
 SL_CLONES static void mask_mul(float* g, const float* mk, int64_t k) {
   for (int64_t i = 0; i < k; ++i) g[i] *= mk[i];
 }
@@ -749,8 +750,7 @@ struct FusedMlp {
       } else {
         // w = (1 - lr l2) w - lr dW in the gemm; masked entries (0 before) re-masked.
         gemm(false, true, m, ly.in, B, -lr, gz + t.r0 * ld, ld, hin, ld, 1.f - lr * l2, w, ly.in);
-        if (mk)
-          for (int64_t i = 0; i < k; ++i) w[i] *= mk[i];
+        if (mk) mask_mul(w, mk, k);
       }
     }
     if (ly.bias.defined()) {
