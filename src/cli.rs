@@ -25,7 +25,12 @@ pub fn info() -> String {
     );
     let _ = writeln!(s, "devices   cpu{}", (0..tch::Cuda::device_count()).map(|i| format!(", cuda:{i}")).collect::<String>());
     let _ = writeln!(s, "threads   {} intra-op, {} inter-op (MKL {}, OpenMP {})", tch::get_num_threads(), tch::get_num_interop_threads(), tch::utils::has_mkl(), tch::utils::has_openmp());
-    let _ = writeln!(s, "cpu       {}: the compact kernels' clone that runs here{}", cpu_level(), if crate::compute::kernels_wide() { ", sparse products in 16-float registers" } else { "" });
+    let _ = writeln!(
+        s,
+        "cpu       {}: the compact kernels' clone that runs here{}",
+        cpu_level(),
+        if crate::compute::kernels_wide() { ", sparse products in 16-float registers, sparse backward in one pass" } else { "" }
+    );
     let _ = writeln!(
         s,
         "fused     dense products on {}",

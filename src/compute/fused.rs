@@ -27,8 +27,10 @@ extern "C" {
     fn sparselab_kernels_wide() -> i32;
 }
 
-/// Whether the compact kernels' products run in 16-float AVX-512 registers on this CPU
-/// (the same bits as the 8-float form; `SPARSELAB_KERNEL_VECTORS=8` forces that form).
+/// Whether the compact kernels' products run in 16-float AVX-512 registers on this CPU,
+/// and a compact layer's two gradients in one pass over its nonzeros (batches of at most
+/// 128); the same bits as the 8-float, two-pass form (`SPARSELAB_KERNEL_VECTORS=8`
+/// forces that form).
 pub fn kernels_wide() -> bool {
     // SAFETY: reads a flag computed once.
     unsafe { sparselab_kernels_wide() != 0 }

@@ -159,6 +159,9 @@ inline std::vector<std::pair<int64_t, int64_t>> update_rows(int64_t rows, int64_
 // epochs 10-19% faster at widths 394-788, no gain at 236 (so not split); pieces of at
 // most 100 or 200 rows were slower than 400 at width 788.
 constexpr int64_t SPLIT_ROWS = 256;
+// Input rows per task of a compact layer's one-pass backward (over the whole batch;
+// each row's results do not depend on the split).
+constexpr int64_t ONE_PASS_ROWS = 64;
 constexpr int64_t SPLIT_PIECE = 400;
 
 // Whether a dense product with `rows` output rows runs as row pieces.
@@ -558,7 +561,9 @@ struct FusedMlp {
   at::Tensor x0;                      // the input [E, in, ld] (flat, at least that long)
   std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
   std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
-  bool layerwise = false;             // phase A layer by layer (BatchNorm, or a dense layer split by rows)
+  bool layerwise = false;             // phase A layer by layer (BatchNorm, a dense layer split by rows, or a
+                                      // compact hidden layer whose backward may run in one pass)
+  std::vector<char> dw_done;          // per layer, this step: a compact weight gradient phase A already computed
   std::vector<const float*> drop;     // per layer, this step: dropout's scaled keep-mask [out, B] after its ReLU, or null
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
@@ -700,6 +705,22 @@ struct FusedMlp {
     grad_tail(base + r0 * ld, r1 - r0, n, ld, gr, h[l - 1].data_ptr<float>() + (e * ly.in + r0) * ld + c0, keep, B);
   }
 
+  // Both gradients of compact layer l >= 1 for member e, input rows r0..r1, over the whole
+  // batch in one pass over its nonzeros (kernels.h, backward_one_pass; the caller checked
+  // one_pass_fits(B)): dz[l - 1] as backward_piece computes it, and the weight gradient
+  // that phase B would compute, the same bits either way.
+  void backward_rows(int64_t l, int64_t e, int64_t r0, int64_t r1) {
+    const int64_t L = layers.size();
+    Layer& ly = layers[l];
+    float* base = dz[l - 1].data_ptr<float>() + e * ly.in * ld;
+    const float* hin = h[l - 1].data_ptr<float>() + e * ly.in * ld;
+    backward_one_pass(ly.bwd().block(e), ly.vb.data_ptr<float>(), gz(l).data_ptr<float>(), hin, base, ly.grad.data_ptr<float>(),
+                      ly.bperm.data_ptr<int64_t>(), r0, r1, B, ld);
+    const float* gr = l + 1 < L && layers[l + 1].residual ? dz[l + 1].data_ptr<float>() + (e * ly.in + r0) * ld : nullptr;
+    const float* keep = drop[l - 1] ? drop[l - 1] + r0 * B : nullptr;
+    grad_tail(base + r0 * ld, r1 - r0, B, ld, gr, hin + r0 * ld, keep, B);
+  }
+
   // Phase A for member e, batch columns c0 .. c0 + n, all layers in one pass (no BatchNorm).
   void forward_backward(const int64_t* y, int64_t e, int64_t c0, int64_t n, int64_t chunk) {
     const int64_t L = layers.size();
@@ -716,8 +737,9 @@ struct FusedMlp {
     const float* gz = this->gz(t.layer).data_ptr<float>() + e * ly.out * ld;   // member e's [out, ld]
     if (ly.compact) {
       const int64_t* rp = ly.rowptr.data_ptr<int64_t>();
-      sampled_dots_block(ly.fwd().block(e), gz, src, ly.grad.data_ptr<float>(), ly.fperm.data_ptr<int64_t>(), t.r0, t.r1, B,
-                         ld);
+      if (!dw_done[t.layer])
+        sampled_dots_block(ly.fwd().block(e), gz, src, ly.grad.data_ptr<float>(), ly.fperm.data_ptr<int64_t>(), t.r0, t.r1, B,
+                           ld);
       const int64_t q0 = rp[e * ly.out + t.r0], q1 = rp[e * ly.out + t.r1];
       float* w = ly.w.data_ptr<float>();
       apply(w + q0, ly.grad.data_ptr<float>() + q0, ly.vel.defined() ? ly.vel.data_ptr<float>() + q0 : nullptr,
@@ -860,6 +882,11 @@ struct FusedMlp {
     const float* x = xs.data_ptr<float>();
     const int64_t s0 = xs.stride(0), s1 = xs.stride(1), s2 = xs.stride(2);
     const int64_t chunks = (B + COLS - 1) / COLS;
+    // A compact hidden layer's two gradients in one pass where this CPU and batch allow
+    // (the network then runs phase A layer by layer, see the constructor).
+    dw_done.assign(layers.size(), 0);
+    if (layerwise && one_pass_fits(B))
+      for (size_t l = 1; l < layers.size(); ++l) dw_done[l] = layers[l].compact;
     dynamic_for(E * chunks, [&](int64_t i) {
       const int64_t c = i / E, e = i % E, c0 = c * COLS, n = std::min(COLS, B - c0);
       float* dst = x0.data_ptr<float>() + e * in * ld + c0;
@@ -893,6 +920,14 @@ struct FusedMlp {
         });
       };
       auto split = [&](int64_t l, int64_t rows) { return split_rows(layers[l].compact, rows); };
+      // Input rows of a compact layer's one-pass backward, ONE_PASS_ROWS per task.
+      auto one_pass_rows = [&](int64_t rows, auto f) {
+        const int64_t blocks = (rows + ONE_PASS_ROWS - 1) / ONE_PASS_ROWS;
+        dynamic_for(E * blocks, [&](int64_t i) {
+          const int64_t e = i / blocks, r0 = (i % blocks) * ONE_PASS_ROWS;
+          f(e, r0, std::min(rows, r0 + ONE_PASS_ROWS));
+        });
+      };
       // Row pieces of a dense product: an even number k of about equal blocks of at most
       // SPLIT_PIECE rows, whole multiples of 16 (fixed by the shape alone, like every piece).
       auto row_pieces = [&](int64_t rows, auto f) {
@@ -912,7 +947,9 @@ struct FusedMlp {
       }
       pieces([&](int64_t e, int64_t c0, int64_t n, int64_t chunk) { loss_piece(y, e, c0, n, chunk); });
       for (int64_t l = L - 1; l >= 1; --l) {
-        if (split(l, layers[l].in))
+        if (dw_done[l])
+          one_pass_rows(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_rows(l, e, r0, r1); });
+        else if (split(l, layers[l].in))
           row_pieces(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_piece(l, e, r0, r1, 0, B); });
         else
           pieces([&](int64_t e, int64_t c0, int64_t n, int64_t) { backward_piece(l, e, 0, layers[l].in, c0, n); });
@@ -1001,6 +1038,9 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
         f->layerwise = true;
       }
       if (split_rows(ly.compact, ly.out) || (l > 0 && split_rows(ly.compact, ly.in))) f->layerwise = true;
+      // A compact hidden layer's backward runs in one pass over the whole batch where the
+      // CPU has AVX-512 (backward_rows), so phase A goes layer by layer.
+      if (l > 0 && ly.compact && one_pass_fits(1)) f->layerwise = true;
       ly.wn = ly.compact ? ly.w.numel() : members * ly.in * ly.out;
       ly.check(l);
       if (ly.compact) {

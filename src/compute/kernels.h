@@ -14,13 +14,19 @@
 // transpose. Vectors are 8 floats, so x86-64-v3 (AVX2, 16 registers) and v4 run the
 // same register blocking (16-float vectors spilled on AVX2 and ran 4-12x slower).
 //
+// On AVX-512, with at most 128 batch columns, a layer's input gradient and weight
+// gradient run as one pass over the nonzeros (backward_one_pass, after SparseProp),
+// which computes exactly what the two passes compute.
+//
 // Every sum has a fixed order (panels ascending, entries ascending within a panel,
-// columns independent), so results depend neither on the thread count nor on how
-// rows or batch columns are split between tasks.
+// columns independent; each dot product as tree8 says), so results depend neither on
+// the thread count nor on how rows or batch columns are split between tasks, nor on
+// which of the kernels computed them.
 #pragma once
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -46,11 +52,6 @@ typedef int vi __attribute__((vector_size(32)));
 
 SL_INLINE vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 SL_INLINE void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-SL_INLINE float hsum(vf a) {
-  float s = 0.f;
-  for (int c = 0; c < V; ++c) s += a[c];
-  return s;
-}
 // Lane j = the sum of t[j]'s lanes.
 // Two-vector shuffles: GCC's __builtin_shuffle takes a mask vector, clang's
 // __builtin_shufflevector the indices (same meaning: 0-7 from a, 8-15 from b).
@@ -214,6 +215,10 @@ static inline bool wide_vectors() {
 static inline bool wide_vectors() { return false; }
 #endif
 
+// Whether backward_one_pass runs for a batch of n columns: AVX-512, and at most 128
+// columns (x's row and dx's accumulators then fit in the 32 registers).
+static inline bool one_pass_fits(int64_t n) { return wide_vectors() && n <= 128; }
+
 // out[r, :n] = sum_q v[q] x[src[q], :n] for the block's rows r0..r1 (v in panel order,
 // x and out with row stride ld). Chunks of 64 batch columns, then 32, 8 and the tail;
 // panels inside each chunk so the panel's slice of x stays in L1 across the rows.
@@ -236,6 +241,14 @@ static void spmm_block(Panels P, const float* v, const float* x, float* out, int
   if (b < n)
     for (int64_t pan = 0; pan < P.panels; ++pan) axpy_panel_tail(P, v, x, out, r0, r1, b, n, ld, pan);
 }
+
+// Every weight gradient <g[:n], x[:n]> the compact kernels compute is this sum, whichever
+// kernel computes it (`dots` here, `backward_wide` on AVX-512): eight lanes, lane c
+// adding g[c + 8k] x[c + 8k] for k = 0, 1, ... in order with fused multiply-adds, then
+// the pairwise tree of tree8 (what hsum8x8 does for each of its eight vectors), then
+// the columns past the last multiple of 8 in order, again as fused multiply-adds. So
+// the two kernels, and the AVX2 and AVX-512 clones, give the same bits.
+SL_INLINE float tree8(vf a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
 // dv[perm[j]] = <g[:n], x[src[j], :n]> for G consecutive entries j: one load of g feeds
 // G dot products.
@@ -260,10 +273,10 @@ SL_INLINE void dots(const float* g, const float* x, const int32_t* src, int64_t 
     const vf h = hsum8x8(t);
     for (int j = 0; j < 8; ++j) s[j] = h[j];
   } else {
-    for (int j = 0; j < G; ++j) s[j] = hsum(t[j]);
+    for (int j = 0; j < G; ++j) s[j] = tree8(t[j]);
   }
   for (int j = 0; j < G; ++j) {
-    for (int64_t c = b; c < n; ++c) s[j] += g[c] * xs[j][c];
+    for (int64_t c = b; c < n; ++c) s[j] = std::fma(g[c], xs[j][c], s[j]);
     dv[perm[j]] = s[j];
   }
 }
@@ -291,6 +304,107 @@ static void sampled_dots_block(Panels P, const float* g, const float* x, float* 
       if (q < q1) dots<1>(gr, x, P.src + q, n, ld, dv, perm + q);
     }
   }
+}
+
+// The input gradient and the weight gradient of a compact layer in one pass over its
+// nonzeros (SparseProp, Nikdan et al. 2023), on AVX-512, for a batch of at most 128
+// columns. T is the input-gradient plan (rows: the block's input features j, sources:
+// output rows i, as spmm_block walks it); for rows r0..r1 it computes
+//   dx[j, :n] = sum_i v[q] g[i, :n]   (the entries in T's order: the same fused
+//                                       multiply-adds in the same order as spmm_block)
+//   dv[perm[q]] = <g[i, :n], x[j, :n]> (the sum `dots` computes, see tree8)
+// For each row j, x[j, :n] stays in registers as 8-float halves and dx[j, :n] as 16-float
+// accumulators; each active weight loads g[i, :n] once and feeds both. The two-pass form
+// loads a source row per active weight for each gradient. One core, 788 x 788, batch
+// 128: 0.67-0.75 of the two passes' time at densities 0.01-0.5 (benches/NOTES.md item
+// 23, benches/one_pass_backward.cpp). NW 16-float blocks, H an 8-float block after them,
+// then n - (16 NW + 8 H) < 8 columns one at a time.
+#if SL_HAVE_CLONES
+template <int NW, bool H>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c"))) static void backward_wide(
+    const Panels& T, const float* v, const float* g, const float* x, float* dx, float* dv, const int64_t* perm, int64_t r0,
+    int64_t r1, int64_t n, int64_t ld) {
+  constexpr int64_t W = 16 * NW + (H ? 8 : 0);  // columns in registers
+  constexpr int NA = NW > 0 ? NW : 1;
+  const int64_t m = n - W;  // 0..7 columns past them
+  for (int64_t pan = 0; pan < T.panels; ++pan) {
+    const int64_t* ptr = T.ptr + pan * T.rows;
+    for (int64_t j = r0; j < r1; ++j) {
+      const int64_t q0 = ptr[j], q1 = ptr[j + 1];
+      if (pan > 0 && q0 == q1) continue;
+      float* o = dx + j * ld;
+      const float* xj = x + j * ld;
+      vw a[NA];
+      vf ah{}, xh[2 * NA + 1];
+      float at[V] = {};
+#pragma GCC unroll 8
+      for (int i = 0; i < NW; ++i) {
+        a[i] = pan == 0 ? vw{} : *reinterpret_cast<const vwu*>(o + 16 * i);
+        xh[2 * i] = load(xj + 16 * i);
+        xh[2 * i + 1] = load(xj + 16 * i + 8);
+      }
+      if (H) {
+        if (pan > 0) ah = load(o + 16 * NW);
+        xh[2 * NW] = load(xj + 16 * NW);
+      }
+      if (pan > 0)
+        for (int64_t c = 0; c < m; ++c) at[c] = o[W + c];
+      for (int64_t q = q0; q < q1; ++q) {
+        const float w = v[q];
+        const float* gi = g + int64_t(T.src[q]) * ld;
+        vf d{};
+#pragma GCC unroll 8
+        for (int i = 0; i < NW; ++i) {
+          const vw gv = *reinterpret_cast<const vwu*>(gi + 16 * i);
+          a[i] += w * gv;
+          d += __builtin_shufflevector(gv, gv, 0, 1, 2, 3, 4, 5, 6, 7) * xh[2 * i];
+          d += __builtin_shufflevector(gv, gv, 8, 9, 10, 11, 12, 13, 14, 15) * xh[2 * i + 1];
+        }
+        if (H) {
+          const vf gv = load(gi + 16 * NW);
+          ah += w * gv;
+          d += gv * xh[2 * NW];
+        }
+        // tree8(d) with two in-lane shuffles: lanes 0 and 4 end as (l0 + l1) + (l2 + l3)
+        // and (l4 + l5) + (l6 + l7).
+        const vf p = d + __builtin_shufflevector(d, d, 1, 0, 3, 2, 5, 4, 7, 6);
+        const vf r = p + __builtin_shufflevector(p, p, 2, 3, 0, 1, 6, 7, 4, 5);
+        float s = r[0] + r[4];
+        for (int64_t c = 0; c < m; ++c) {
+          at[c] = std::fma(w, gi[W + c], at[c]);
+          s = std::fma(gi[W + c], xj[W + c], s);
+        }
+        dv[perm[q]] = s;
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < NW; ++i) *reinterpret_cast<vwu*>(o + 16 * i) = a[i];
+      if (H) store(o + 16 * NW, ah);
+      for (int64_t c = 0; c < m; ++c) o[W + c] = at[c];
+    }
+  }
+}
+#endif
+
+// Both gradients of block rows r0..r1 in one pass (above), where this CPU and batch
+// allow it: true if it ran, false if the caller runs spmm_block and sampled_dots_block,
+// which give the same bits.
+static inline bool backward_one_pass(const Panels& T, const float* v, const float* g, const float* x, float* dx, float* dv,
+                                     const int64_t* perm, int64_t r0, int64_t r1, int64_t n, int64_t ld) {
+#if SL_HAVE_CLONES
+  if (!one_pass_fits(n)) return false;
+  switch (n / 8) {
+#define SL_ONE_PASS(k)                                                                  \
+  case k:                                                                               \
+    backward_wide<k / 2, k % 2 == 1>(T, v, g, x, dx, dv, perm, r0, r1, n, ld);          \
+    return true;
+    SL_ONE_PASS(0) SL_ONE_PASS(1) SL_ONE_PASS(2) SL_ONE_PASS(3) SL_ONE_PASS(4) SL_ONE_PASS(5) SL_ONE_PASS(6)
+    SL_ONE_PASS(7) SL_ONE_PASS(8) SL_ONE_PASS(9) SL_ONE_PASS(10) SL_ONE_PASS(11) SL_ONE_PASS(12) SL_ONE_PASS(13)
+    SL_ONE_PASS(14) SL_ONE_PASS(15) SL_ONE_PASS(16)
+#undef SL_ONE_PASS
+  }
+#endif
+  (void)T, (void)v, (void)g, (void)x, (void)dx, (void)dv, (void)perm, (void)r0, (void)r1, (void)n, (void)ld;
+  return false;
 }
 
 // Calls f(block e's panels, first global row of e, local rows lo..hi) for every block

@@ -109,8 +109,24 @@ struct SparseLinearFn : public torch::autograd::Function<SparseLinearFn> {
     auto gt = grads[0].t().contiguous();  // [out, B]
     const int64_t rows = gt.size(0), B = gt.size(1);
     at::Tensor dx, dv;
-    if (ctx->needs_input_grad(0)) dx = spmm(bptr, bsrc, gather(v, bperm), gt, in, blocks).t();
-    if (ctx->needs_input_grad(1)) {
+    if (ctx->needs_input_grad(0) && ctx->needs_input_grad(1) && one_pass_fits(B)) {
+      // Both in one pass over the nonzeros (kernels.h: the same bits as the two below).
+      auto dxt = at::empty({in, B}, gt.options());
+      dv = at::empty_like(v);
+      const auto vb = gather(v, bperm);
+      const Panels T = panels(bptr, bsrc, in, blocks);
+      const float *gp = gt.data_ptr<float>(), *xp = xt.data_ptr<float>(), *vp = vb.data_ptr<float>();
+      const int64_t* pp = bperm.data_ptr<int64_t>();
+      float *dxp = dxt.data_ptr<float>(), *dp = dv.data_ptr<float>();
+      at::parallel_for(0, in, grain(in, bsrc.numel(), B), [&](int64_t r0, int64_t r1) {
+        per_block(T, r0, r1, [&](const Panels& b, int64_t base, int64_t lo, int64_t hi) {
+          backward_one_pass(b, vp, gp, xp + base * B, dxp + base * B, dp, pp, lo, hi, B, B);
+        });
+      });
+      dx = dxt.t();
+    }
+    if (ctx->needs_input_grad(0) && !dx.defined()) dx = spmm(bptr, bsrc, gather(v, bperm), gt, in, blocks).t();
+    if (ctx->needs_input_grad(1) && !dv.defined()) {
       dv = at::empty_like(v);
       const Panels P = panels(fptr, fsrc, rows, blocks);
       const float* gp = gt.data_ptr<float>();
