@@ -159,10 +159,10 @@ inline std::vector<std::pair<int64_t, int64_t>> update_rows(int64_t rows, int64_
 // epochs 10-19% faster at widths 394-788, no gain at 236 (so not split); pieces of at
 // most 100 or 200 rows were slower than 400 at width 788.
 constexpr int64_t SPLIT_ROWS = 256;
+constexpr int64_t SPLIT_PIECE = 400;
 // Input rows per task of a compact layer's one-pass backward (over the whole batch;
 // each row's results do not depend on the split).
 constexpr int64_t ONE_PASS_ROWS = 64;
-constexpr int64_t SPLIT_PIECE = 400;
 
 // Whether a dense product with `rows` output rows runs as row pieces.
 inline bool split_rows(bool compact, int64_t rows) { return !compact && rows >= SPLIT_ROWS; }
@@ -561,8 +561,8 @@ struct FusedMlp {
   at::Tensor x0;                      // the input [E, in, ld] (flat, at least that long)
   std::vector<at::Tensor> h, dz;      // per layer: output [E, out, ld] and its gradient (likewise)
   std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
-  bool layerwise = false;             // phase A layer by layer (BatchNorm, a dense layer split by rows, or a
-                                      // compact hidden layer whose backward may run in one pass)
+  bool layerwise = false;             // phase A layer by layer (BatchNorm, or a dense layer split by rows)
+  bool compact_hidden = false;        // a hidden or output layer (l >= 1) is compact
   std::vector<char> dw_done;          // per layer, this step: a compact weight gradient phase A already computed
   std::vector<const float*> drop;     // per layer, this step: dropout's scaled keep-mask [out, B] after its ReLU, or null
   std::vector<Task> tasks;            // phase B
@@ -882,11 +882,12 @@ struct FusedMlp {
     const float* x = xs.data_ptr<float>();
     const int64_t s0 = xs.stride(0), s1 = xs.stride(1), s2 = xs.stride(2);
     const int64_t chunks = (B + COLS - 1) / COLS;
-    // A compact hidden layer's two gradients in one pass where this CPU and batch allow
-    // (the network then runs phase A layer by layer, see the constructor).
+    // A compact layer's two gradients (l >= 1) in one pass over the whole batch where this
+    // CPU and batch allow (backward_rows), so then phase A runs layer by layer.
+    const bool one_pass = compact_hidden && one_pass_fits(B);
+    const bool by_layer = layerwise || one_pass;
     dw_done.assign(layers.size(), 0);
-    if (layerwise && one_pass_fits(B))
-      for (size_t l = 1; l < layers.size(); ++l) dw_done[l] = layers[l].compact;
+    for (size_t l = 1; one_pass && l < layers.size(); ++l) dw_done[l] = layers[l].compact;
     dynamic_for(E * chunks, [&](int64_t i) {
       const int64_t c = i / E, e = i % E, c0 = c * COLS, n = std::min(COLS, B - c0);
       float* dst = x0.data_ptr<float>() + e * in * ld + c0;
@@ -899,12 +900,12 @@ struct FusedMlp {
         for (int64_t j = 0; j < n; ++j)
           for (int64_t r = 0; r < in; ++r) dst[r * ld + j] = src[j * s2 + r * s1];
       }
-      if (!layerwise) forward_backward(y, e, c0, n, e * chunks + c);
+      if (!by_layer) forward_backward(y, e, c0, n, e * chunks + c);
     });
-    if (layerwise) {
-      // BatchNorm needs whole-batch statistics, and a wide dense product runs as row
-      // pieces: phase A layer by layer, the norms (and their backward) per block of rows
-      // in between.
+    if (by_layer) {
+      // BatchNorm needs whole-batch statistics, a wide dense product runs as row pieces,
+      // and a one-pass backward over the whole batch: phase A layer by layer, the norms
+      // (and their backward) per block of rows in between.
       const int64_t L = layers.size();
       auto pieces = [&](auto f) {
         dynamic_for(E * chunks, [&](int64_t i) {
@@ -1038,9 +1039,7 @@ extern "C" char* sparselab_fused_new(void** out, int64_t members, int64_t nlayer
         f->layerwise = true;
       }
       if (split_rows(ly.compact, ly.out) || (l > 0 && split_rows(ly.compact, ly.in))) f->layerwise = true;
-      // A compact hidden layer's backward runs in one pass over the whole batch where the
-      // CPU has AVX-512 (backward_rows), so phase A goes layer by layer.
-      if (l > 0 && ly.compact && one_pass_fits(1)) f->layerwise = true;
+      if (l > 0 && ly.compact) f->compact_hidden = true;
       ly.wn = ly.compact ? ly.w.numel() : members * ly.in * ly.out;
       ly.check(l);
       if (ly.compact) {
