@@ -563,7 +563,8 @@ struct FusedMlp {
   std::vector<at::Tensor> zh, dzn;    // BatchNorm layers: x-hat and the gradient of the norm's input
   bool layerwise = false;             // phase A layer by layer (BatchNorm, or a dense layer split by rows)
   bool compact_hidden = false;        // a hidden or output layer (l >= 1) is compact
-  std::vector<char> dw_done;          // per layer, this step: a compact weight gradient phase A already computed
+  bool one_pass = false;              // this step: compact layers l >= 1 run backward_rows (phase A computes their
+                                      // weight gradients too)
   std::vector<const float*> drop;     // per layer, this step: dropout's scaled keep-mask [out, B] after its ReLU, or null
   std::vector<Task> tasks;            // phase B
   std::vector<double> loss;           // per phase-A task
@@ -737,7 +738,7 @@ struct FusedMlp {
     const float* gz = this->gz(t.layer).data_ptr<float>() + e * ly.out * ld;   // member e's [out, ld]
     if (ly.compact) {
       const int64_t* rp = ly.rowptr.data_ptr<int64_t>();
-      if (!dw_done[t.layer])
+      if (!(one_pass && t.layer > 0))
         sampled_dots_block(ly.fwd().block(e), gz, src, ly.grad.data_ptr<float>(), ly.fperm.data_ptr<int64_t>(), t.r0, t.r1, B,
                            ld);
       const int64_t q0 = rp[e * ly.out + t.r0], q1 = rp[e * ly.out + t.r1];
@@ -884,10 +885,8 @@ struct FusedMlp {
     const int64_t chunks = (B + COLS - 1) / COLS;
     // A compact layer's two gradients (l >= 1) in one pass over the whole batch where this
     // CPU and batch allow (backward_rows), so then phase A runs layer by layer.
-    const bool one_pass = compact_hidden && one_pass_fits(B);
+    one_pass = compact_hidden && one_pass_fits(B);
     const bool by_layer = layerwise || one_pass;
-    dw_done.assign(layers.size(), 0);
-    for (size_t l = 1; one_pass && l < layers.size(); ++l) dw_done[l] = layers[l].compact;
     dynamic_for(E * chunks, [&](int64_t i) {
       const int64_t c = i / E, e = i % E, c0 = c * COLS, n = std::min(COLS, B - c0);
       float* dst = x0.data_ptr<float>() + e * in * ld + c0;
@@ -948,7 +947,7 @@ struct FusedMlp {
       }
       pieces([&](int64_t e, int64_t c0, int64_t n, int64_t chunk) { loss_piece(y, e, c0, n, chunk); });
       for (int64_t l = L - 1; l >= 1; --l) {
-        if (dw_done[l])
+        if (one_pass && layers[l].compact)
           one_pass_rows(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_rows(l, e, r0, r1); });
         else if (split(l, layers[l].in))
           row_pieces(layers[l].in, [&](int64_t e, int64_t r0, int64_t r1) { backward_piece(l, e, r0, r1, 0, B); });

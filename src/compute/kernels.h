@@ -316,7 +316,7 @@ static void sampled_dots_block(Panels P, const float* g, const float* x, float* 
 // For each row j, x[j, :n] stays in registers as 8-float halves and dx[j, :n] as 16-float
 // accumulators; each active weight loads g[i, :n] once and feeds both. The two-pass form
 // loads a source row per active weight for each gradient. One core, 788 x 788, batch
-// 128: 0.67-0.75 of the two passes' time at densities 0.01-0.5 (benches/NOTES.md item
+// 128: 0.67-0.79 of the two passes' time at densities 0.01-0.5 (benches/NOTES.md item
 // 23, benches/one_pass_backward.cpp). NW 16-float blocks, H an 8-float block after them,
 // then n - (16 NW + 8 H) < 8 columns one at a time.
 #if SL_HAVE_CLONES
